@@ -1,0 +1,95 @@
+"""What the evolver takes besides trajectories (the current library) and what it gives back.
+
+`SkillDoc` is one skill as read from the library; `ChangeSet` is the list of skill
+changes a cycle proposes, each with the evidence behind it. Plain data, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MANAGED_KEY = "skillforge.managed"  # metadata key marking a skill that skillforge wrote
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SkillDoc(_Model):
+    """One skill of the library: its folder name and the full text of its SKILL.md."""
+
+    name: str
+    text: str
+
+
+class ErrorPattern(_Model):
+    """An error that runs hit: which tool, a redacted sample of the message, how often."""
+
+    tool: str
+    message: str
+    count: int
+    failed_runs: int = Field(description="How many failed runs hit it.")
+
+
+class Evidence(_Model):
+    """The trajectories behind a change and what they show."""
+
+    trajectory_ids: tuple[str, ...]
+    runs: int
+    successes: int
+    failures: int
+    success_rate: float
+    errors: tuple[ErrorPattern, ...] = ()
+    fingerprint: str = Field(description="Hash of the evidence; equal evidence, equal hash.")
+
+
+class SkillChange(_Model):
+    """A new skill or a rewrite of one, with why and on what evidence."""
+
+    skill: str = Field(description="Folder name, equal to the frontmatter name.")
+    action: Literal["create", "update"]
+    content: str = Field(description="The whole new SKILL.md.")
+    summary: str = Field(description="One line: what changed and why (the commit subject).")
+    reason: str = Field(description="A paragraph for the reviewer: the evidence in words.")
+    evidence: Evidence
+    cluster: str = Field(description="Id of the trajectory cluster it was learned from.")
+
+    @property
+    def commit_message(self) -> str:
+        ids = ", ".join(self.evidence.trajectory_ids[:20])
+        more = len(self.evidence.trajectory_ids) - 20
+        if more > 0:
+            ids += f" and {more} more"
+        return (
+            f"{self.summary}\n\n{self.reason}\n\n"
+            f"Evidence: {self.evidence.runs} runs, {self.evidence.successes} succeeded "
+            f"({self.evidence.success_rate:.0%}), cluster {self.cluster}, "
+            f"fingerprint {self.evidence.fingerprint}.\nTrajectories: {ids}\n"
+        )
+
+
+class ClusterReport(_Model):
+    """A group of similar runs, whether or not it produced a change."""
+
+    id: str
+    size: int
+    successes: int
+    skill: str | None = Field(description="The skill it maps to, if any.")
+    top_tools: tuple[str, ...]
+    keywords: tuple[str, ...]
+    status: str = Field(description="changed | unchanged | too-small | no-success")
+
+
+class ChangeSet(_Model):
+    """Everything one evolution cycle proposes."""
+
+    changes: tuple[SkillChange, ...] = ()
+    clusters: tuple[ClusterReport, ...] = ()
+    trajectories: int = 0
+    tool_graph_mermaid: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
