@@ -1,0 +1,46 @@
+"""Shared fixtures: an isolated git identity and HOME, and the shared trajectory corpora."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
+AIRLINE = CORPORA / "tau-bench-airline" / "gpt-4o-airline.json"
+CHECK_SKILLS = REPO_ROOT.parent / "shared" / "tools" / "check_skills.py"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests never touch the real HOME or the machine's git configuration."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = skillforge tests\n\temail = tests@skillforge.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
+    )
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "SKILLFORGE_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def airline_records() -> list[dict[str, Any]]:
+    if not AIRLINE.exists():
+        pytest.skip(f"shared corpus missing: {AIRLINE}")
+    return json.loads(AIRLINE.read_text())
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
