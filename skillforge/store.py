@@ -1,0 +1,367 @@
+"""The SQLite store: trajectories, intake progress, quarantine, cycles and proposals.
+
+One `Store` per thread (SQLite connections are not shared across threads). Writes that
+belong together (a batch of lines and the file offset after them) commit in one
+transaction, so a crash at any point loses nothing and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from evolver.model import Trajectory
+
+from .errors import StoreError
+
+migrations = Migrations("skillforge")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE trajectories (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            agent TEXT, task TEXT NOT NULL, success INTEGER, reward REAL,
+            tool_calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+            skills TEXT NOT NULL, started_at TEXT, ended_at TEXT,
+            source TEXT, ingested_at TEXT NOT NULL, data TEXT NOT NULL
+        );
+        CREATE TABLE files (
+            path TEXT PRIMARY KEY, offset INTEGER NOT NULL, line INTEGER NOT NULL,
+            inode INTEGER, updated_at TEXT NOT NULL
+        );
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            file TEXT NOT NULL, line INTEGER NOT NULL, offset INTEGER NOT NULL,
+            reason TEXT NOT NULL, excerpt TEXT NOT NULL, at TEXT NOT NULL,
+            UNIQUE (file, offset)
+        );
+        CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE cycles (
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, finished_at TEXT,
+            status TEXT NOT NULL, high_water INTEGER NOT NULL,
+            trajectories INTEGER, changes INTEGER, proposal TEXT, error TEXT
+        );
+        CREATE TABLE proposals (
+            id TEXT PRIMARY KEY, branch TEXT NOT NULL, status TEXT NOT NULL,
+            created_at TEXT NOT NULL, decided_at TEXT, reason TEXT,
+            base TEXT, head TEXT, description TEXT NOT NULL
+        );
+        CREATE TABLE proposal_changes (
+            proposal TEXT NOT NULL REFERENCES proposals(id), skill TEXT NOT NULL,
+            action TEXT NOT NULL, fingerprint TEXT NOT NULL, content_sha TEXT NOT NULL,
+            summary TEXT NOT NULL, PRIMARY KEY (proposal, skill)
+        );
+        """
+    )
+
+
+@migrations()
+def m002_daemon_state(db: Database) -> None:
+    db.execute("CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT)")
+
+
+@dataclass(frozen=True)
+class FileProgress:
+    """How far intake has read a file: byte offset and number of lines consumed."""
+
+    offset: int = 0
+    line: int = 0
+    inode: int | None = None
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A line that did not become a trajectory, and why."""
+
+    file: str
+    line: int
+    offset: int
+    reason: str
+    excerpt: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    stored: int
+    duplicates: int
+    quarantined: int
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+class Store:
+    """The daemon's durable state, in one SQLite file (or in memory for tests)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        try:
+            if path is None:
+                self.db = Database(memory=True)
+            else:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+                self.db = Database(conn)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            self.db.execute("PRAGMA busy_timeout=30000")
+            migrations.apply(self.db)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- intake -------------------------------------------------------------------------
+
+    def file_progress(self, path: str) -> FileProgress:
+        rows = list(self.db.query("SELECT offset, line, inode FROM files WHERE path = ?", [path]))
+        return FileProgress(**rows[0]) if rows else FileProgress()
+
+    def record_batch(
+        self,
+        path: str,
+        trajectories: Sequence[tuple[Trajectory, int]],
+        quarantined: Sequence[Quarantined],
+        progress: FileProgress,
+        *,
+        now: datetime | None = None,
+    ) -> BatchResult:
+        """Store parsed lines, quarantined lines and the new file offset in one transaction."""
+        at = _iso(now or utcnow())
+        try:
+            with self.db.atomic():
+                stored = 0
+                for trajectory, line in trajectories:
+                    cursor = self.db.execute(
+                        "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
+                        " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
+                        " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        _trajectory_row(trajectory, f"{path}:{line}", at),
+                    )
+                    stored += cursor.rowcount
+                duplicates = len(trajectories) - stored
+                quarantined_count = 0
+                for q in quarantined:
+                    cursor = self.db.execute(
+                        "INSERT OR IGNORE INTO quarantine (file, line, offset, reason, excerpt, at)"
+                        " VALUES (?,?,?,?,?,?)",
+                        [q.file, q.line, q.offset, q.reason, q.excerpt, at],
+                    )
+                    quarantined_count += cursor.rowcount
+                if duplicates:
+                    self._bump("duplicates", duplicates)
+                self.db.execute(
+                    "INSERT INTO files (path, offset, line, inode, updated_at) VALUES (?,?,?,?,?)"
+                    " ON CONFLICT(path) DO UPDATE SET offset=excluded.offset, line=excluded.line,"
+                    " inode=excluded.inode, updated_at=excluded.updated_at",
+                    [path, progress.offset, progress.line, progress.inode, at],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not record intake of {path}: {exc}") from exc
+        return BatchResult(stored, duplicates, quarantined_count)
+
+    def add_trajectories(self, trajectories: Sequence[Trajectory], *, source: str) -> int:
+        """Store trajectories that arrived other than from a file (tests, HTTP); returns new."""
+        at = _iso(utcnow())
+        with self.db.atomic():
+            return sum(
+                self.db.execute(
+                    "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
+                    " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
+                    " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _trajectory_row(t, source, at),
+                ).rowcount
+                for t in trajectories
+            )
+
+    def _bump(self, name: str, by: int) -> None:
+        self.db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            [name, by],
+        )
+
+    def counter(self, name: str) -> int:
+        rows = list(self.db.query("SELECT value FROM counters WHERE name = ?", [name]))
+        return rows[0]["value"] if rows else 0
+
+    def set_state(self, **values: str | None) -> None:
+        """What the daemon wants other processes (status) to see: pid, next cycle, ..."""
+        with self.db.atomic():
+            for key, value in values.items():
+                self.db.execute(
+                    "INSERT INTO daemon_state (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, value],
+                )
+
+    def state(self) -> dict[str, str | None]:
+        return {r["key"]: r["value"] for r in self.db.query("SELECT key, value FROM daemon_state")}
+
+    # -- reading ------------------------------------------------------------------------
+
+    def trajectories(self, *, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[Trajectory]:
+        """Stored trajectories in arrival order, optionally within a range of sequence numbers."""
+        sql = "SELECT data FROM trajectories WHERE seq > ?"
+        params: list[Any] = [after_seq]
+        if upto_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(upto_seq)
+        for row in self.db.query(sql + " ORDER BY seq", params):
+            yield Trajectory.model_validate_json(row["data"])
+
+    def trajectory_ids(self) -> list[str]:
+        return [r["id"] for r in self.db.query("SELECT id FROM trajectories ORDER BY seq")]
+
+    def high_water(self) -> int:
+        """The sequence number of the newest stored trajectory (0 when empty)."""
+        return next(self.db.query("SELECT coalesce(max(seq), 0) AS s FROM trajectories"))["s"]
+
+    def count(self, table: str, where: str = "1", params: Sequence[Any] = ()) -> int:
+        sql = f"SELECT count(*) AS n FROM [{table}] WHERE {where}"
+        return next(self.db.query(sql, list(params)))["n"]
+
+    def quarantine(self, limit: int = 50) -> list[dict[str, Any]]:
+        return list(
+            self.db.query("SELECT * FROM quarantine ORDER BY id DESC LIMIT ?", [limit])
+        )
+
+    def skill_usage(self) -> dict[str, int]:
+        """How many stored runs had each skill loaded."""
+        usage: dict[str, int] = {}
+        for row in self.db.query("SELECT skills FROM trajectories WHERE skills != '[]'"):
+            for name in json.loads(row["skills"]):
+                usage[name] = usage.get(name, 0) + 1
+        return usage
+
+    # -- cycles -------------------------------------------------------------------------
+
+    def start_cycle(self, cycle_id: str, high_water: int, *, now: datetime) -> None:
+        self.db.execute(
+            "INSERT INTO cycles (id, started_at, status, high_water) VALUES (?,?,?,?)",
+            [cycle_id, _iso(now), "running", high_water],
+        )
+
+    def finish_cycle(self, cycle_id: str, status: str, *, now: datetime, **fields: Any) -> None:
+        sets = ", ".join(f"{key} = ?" for key in fields)
+        sql = f"UPDATE cycles SET status = ?, finished_at = ?{', ' if sets else ''}{sets} WHERE id = ?"
+        self.db.execute(sql, [status, _iso(now), *fields.values(), cycle_id])
+
+    def interrupt_running_cycles(self, *, now: datetime) -> list[str]:
+        """Mark cycles left `running` by a crash as `interrupted`; their work is redone."""
+        ids = [r["id"] for r in self.db.query("SELECT id FROM cycles WHERE status = 'running'")]
+        for cycle_id in ids:
+            self.finish_cycle(cycle_id, "interrupted", now=now)
+        return ids
+
+    def last_cycle(self, status: Sequence[str] | None = None) -> dict[str, Any] | None:
+        sql, params = "SELECT * FROM cycles", []
+        if status:
+            sql += f" WHERE status IN ({','.join('?' * len(status))})"
+            params = list(status)
+        rows = list(self.db.query(sql + " ORDER BY started_at DESC, rowid DESC LIMIT 1", params))
+        return rows[0] if rows else None
+
+    def evolved_high_water(self) -> int:
+        """Trajectories up to this sequence number have been through a finished cycle."""
+        row = self.last_cycle(status=("done", "nothing-new"))
+        return row["high_water"] if row else 0
+
+    # -- proposals ----------------------------------------------------------------------
+
+    def add_proposal(
+        self, proposal: dict[str, Any], changes: Sequence[dict[str, Any]]
+    ) -> None:
+        with self.db.atomic():
+            self.db["proposals"].insert(proposal)
+            self.db["proposal_changes"].insert_all(
+                [{"proposal": proposal["id"], **c} for c in changes]
+            )
+
+    def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "SELECT * FROM proposals", []
+        if status:
+            sql, params = sql + " WHERE status = ?", [status]
+        return list(self.db.query(sql + " ORDER BY created_at, id", params))
+
+    def proposal(self, proposal_id: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM proposals WHERE id = ?", [proposal_id]))
+        return rows[0] if rows else None
+
+    def proposal_changes(self, proposal_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM proposal_changes WHERE proposal = ? ORDER BY skill", [proposal_id]
+            )
+        )
+
+    def decide(
+        self, proposal_id: str, status: str, *, reason: str | None = None, now: datetime
+    ) -> None:
+        self.db.execute(
+            "UPDATE proposals SET status = ?, reason = ?, decided_at = ? WHERE id = ?",
+            [status, reason, _iso(now), proposal_id],
+        )
+
+    def known_changes(self, statuses: Sequence[str]) -> set[tuple[str, str]]:
+        """(skill, fingerprint) of changes in proposals with these statuses."""
+        marks = ",".join("?" * len(statuses))
+        rows = self.db.query(
+            "SELECT c.skill, c.fingerprint FROM proposal_changes c JOIN proposals p"
+            f" ON p.id = c.proposal WHERE p.status IN ({marks})",
+            list(statuses),
+        )
+        return {(r["skill"], r["fingerprint"]) for r in rows}
+
+    def open_proposals_touching(self, skills: Sequence[str]) -> list[str]:
+        if not skills:
+            return []
+        marks = ",".join("?" * len(skills))
+        rows = self.db.query(
+            "SELECT DISTINCT p.id FROM proposals p JOIN proposal_changes c ON p.id = c.proposal"
+            f" WHERE p.status = 'open' AND c.skill IN ({marks}) ORDER BY p.id",
+            list(skills),
+        )
+        return [r["id"] for r in rows]
+
+
+def _trajectory_row(t: Trajectory, source: str, at: str | None) -> list[Any]:
+    success = None if t.succeeded is None else int(t.succeeded)
+    return [
+        t.id,
+        t.agent,
+        t.task,
+        success,
+        t.outcome.reward if t.outcome else None,
+        len(t.tool_calls),
+        sum(1 for c in t.tool_calls if c.error),
+        json.dumps(sorted({s.name for s in t.skills})),
+        _iso(t.started_at),
+        _iso(t.ended_at),
+        source,
+        at,
+        t.model_dump_json(exclude_defaults=False),
+    ]
