@@ -1,0 +1,468 @@
+"""The skill library: a git repository of `<name>/SKILL.md` folders, with a bare remote.
+
+Every git call runs through `LibraryRepo._git`: a fresh GitPython `git.Git` CLI wrapper (no
+long-lived `Repo`, so no leaked `cat-file` processes), deliberate `GIT_DIR`/`GIT_WORK_TREE`/
+`GIT_INDEX_FILE`, and GitPython errors turned into skillforge ones. Proposals are built with
+plumbing on a temporary index; callers serialise writers with `lock()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import git
+
+from evolver.changes import SkillDoc
+from skillforge.errors import (
+    LibraryLockedError,
+    LibraryRepoError,
+    MergeConflictError,
+    UnsafePathError,
+)
+
+MAIN = "main"
+_IDENTITY = {"user.name": "skillforge", "user.email": "skillforge@localhost"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# git's own `local_repo_env`: if a parent git process (a hook, `rebase -x`) leaked one of
+# these, it is overridden with the value git would use by default for our repository.
+# GitPython always starts from os.environ, so overriding is the only way to scrub.
+_LEAK_DEFAULTS = {
+    "GIT_OBJECT_DIRECTORY": "{gd}/objects",
+    "GIT_COMMON_DIR": "{gd}",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
+    "GIT_CONFIG": "{gd}/config",
+    "GIT_CONFIG_PARAMETERS": "",
+    "GIT_IMPLICIT_WORK_TREE": "1",
+    "GIT_GRAFT_FILE": "{gd}/info/grafts",
+    "GIT_REPLACE_REF_BASE": "refs/replace/",
+    "GIT_SHALLOW_FILE": "{gd}/shallow",
+    "GIT_PREFIX": "",
+    "GIT_NAMESPACE": "",
+}
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file to write (or, with content None, delete) at a relative POSIX path."""
+
+    path: str
+    content: str | None
+
+
+@dataclass(frozen=True)
+class CommitSpec:
+    """One commit of a proposal: its message and the files it changes."""
+
+    message: str
+    files: tuple[FileChange, ...]
+
+
+def check_path(path: str) -> None:
+    """Raise UnsafePathError unless `path` is a plain relative path inside the library."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith(("/", "-"))
+        or "\\" in path
+        or _CONTROL.search(path)
+        or any(p in ("", ".", "..") for p in parts)
+        or any(p.rstrip(". ").casefold() in (".git", ".gitmodules") for p in parts)
+    ):
+        raise UnsafePathError(
+            f"Refusing the library path {path!r}: use a relative path of plain names "
+            "separated by '/', without '.', '..', '.git', backslashes or control characters."
+        )
+
+
+def _stderr(exc: git.GitCommandError) -> str:
+    text = str(exc.stderr or "").strip()
+    match = re.fullmatch(r"stderr: '(.*)'", text, re.S)
+    return (match.group(1) if match else text).strip().rstrip(".") or f"exit status {exc.status}"
+
+
+def _is_local(remote: Path | str) -> bool:
+    return isinstance(remote, Path) or not re.match(r"^([a-z][a-z0-9+.-]*://|[^/]+:)", remote)
+
+
+class LibraryRepo:
+    """The daemon's working copy of the skill library and its `origin` remote."""
+
+    def __init__(self, workdir: Path, remote: Path | str) -> None:
+        self.workdir = Path(workdir).absolute()
+        self.remote = Path(remote).absolute() if _is_local(remote) else str(remote)
+        if str(remote).startswith("-"):
+            raise LibraryRepoError(f"Refusing the remote {remote!r}: it must not start with '-'.")
+        self.git_dir = self.workdir / ".git"
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _git(
+        self,
+        *args: str,
+        index: Path | None = None,
+        stdin: bytes | None = None,
+        binary: bool = False,
+        bare: Path | None = None,
+    ) -> str:
+        """Run `git <args>` on the working copy (or the `bare` repository) and return stdout."""
+        gd = bare or self.git_dir
+        env = {k: v.format(gd=gd) for k, v in _LEAK_DEFAULTS.items() if k in os.environ}
+        env["GIT_DIR"] = str(gd)
+        env["GIT_INDEX_FILE"] = str(index or gd / "index")
+        env["GIT_WORK_TREE"] = str(bare or self.workdir)
+        # Never let git fall back to the process's cwd (which may be another repository).
+        cwd = self.workdir if self.workdir.is_dir() else Path(tempfile.gettempdir())
+        try:
+            with tempfile.TemporaryFile() as istream:
+                if stdin is not None:
+                    istream.write(stdin)
+                    istream.seek(0)
+                command = getattr(git.Git(cwd), args[0].replace("-", "_"))
+                return command(
+                    *args[1:],
+                    env=env,
+                    istream=istream if stdin is not None else None,
+                    strip_newline_in_stdout=False,
+                    stdout_as_string=not binary,
+                )
+        except git.GitCommandNotFound as exc:
+            raise LibraryRepoError(
+                "The git executable was not found; install git or set GIT_PYTHON_GIT_EXECUTABLE."
+            ) from exc
+        except git.GitCommandError as exc:
+            words = [arg for arg in args if not arg.startswith("-")]
+            raise LibraryRepoError(
+                f"git {' '.join(words[:2])} failed in {self.workdir}: {_stderr(exc)}. "
+                "Check the library repository with `git status` there, then retry."
+            ) from exc
+        except (git.GitError, OSError) as exc:
+            raise LibraryRepoError(f"Could not run git in {self.workdir}: {exc}.") from exc
+
+    def _try(self, *args: str) -> str | None:
+        """Run a git command whose exit status 1 means "no" (None) rather than a failure."""
+        try:
+            return self._git(*args).strip()
+        except LibraryRepoError as exc:
+            if isinstance(exc.__cause__, git.GitCommandError) and exc.__cause__.status == 1:
+                return None
+            raise
+
+    def _rev(self, ref: str) -> str | None:
+        if ref.startswith("-"):
+            raise UnsafePathError(f"Refusing the revision {ref!r}: it must not start with '-'.")
+        return self._try("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+    def _need(self, ref: str) -> str:
+        sha = self._rev(ref)
+        if sha is None:
+            raise LibraryRepoError(f"The library has no {ref!r}; check it with `git branch -a`.")
+        return sha
+
+    def _check_branch(self, branch: str) -> None:
+        ok = not branch.startswith("-") and "@{" not in branch and branch != "HEAD"
+        if ok:
+            try:
+                ok = self._git("check-ref-format", "--branch", branch).strip() == branch
+            except LibraryRepoError:
+                ok = False
+        if not ok:
+            raise UnsafePathError(
+                f"Refusing the branch name {branch!r}: use letters, digits, '-', '_', '.' and '/'."
+            )
+
+    def _remote_heads(self) -> dict[str, str]:
+        out = self._git("ls-remote", "--heads", "origin")
+        heads = (line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+        return {ref.removeprefix("refs/heads/"): sha for sha, ref in heads}
+
+    # -- setup and locking ----------------------------------------------------------
+
+    @classmethod
+    def ensure(cls, workdir: Path, remote: Path | str, seed: Path | None = None) -> LibraryRepo:
+        """Create whatever is missing (bare remote, working copy, seeded `main`); idempotent.
+
+        A local remote path that does not exist becomes `git init --bare -b main`; an empty
+        remote gets a first commit on main holding every `<dir>/` of `seed` with a SKILL.md.
+        """
+        repo = cls(workdir, remote)
+        if isinstance(repo.remote, Path) and not repo.remote.exists():
+            # `init --bare` refuses a leaked GIT_WORK_TREE, which GitPython cannot unset;
+            # so init with a deliberate one, then make the repository bare.
+            repo._git("init", "--quiet", "-b", MAIN, str(repo.remote), bare=repo.remote)
+            repo._git("config", "core.bare", "true", bare=repo.remote)
+            repo._git("config", "--unset", "core.worktree", bare=repo.remote)
+        if not repo.git_dir.exists():
+            if repo.workdir.exists() and any(repo.workdir.iterdir()):
+                raise LibraryRepoError(
+                    f"{repo.workdir} exists but is not a git working copy; empty or move it."
+                )
+            repo.workdir.mkdir(parents=True, exist_ok=True)
+            repo._git("init", "--quiet", "-b", MAIN, str(repo.workdir))
+            repo._git("remote", "add", "origin", str(repo.remote))
+        for key, value in _IDENTITY.items():
+            if repo._try("config", "--get", key) is None:
+                repo._git("config", "--local", key, value)
+        repo._git("config", "--local", "commit.gpgsign", "false")
+        with repo.lock():
+            repo._git("fetch", "--quiet", "origin")
+            if MAIN not in repo._remote_heads():
+                if repo._rev(f"refs/heads/{MAIN}") is None:
+                    sha = repo._seed_commit(seed)
+                    repo._git("update-ref", f"refs/heads/{MAIN}", sha, "")
+                    repo._git("reset", "--quiet", "--hard", sha)
+                repo._git("push", "--quiet", "--set-upstream", "origin", MAIN)
+            elif repo._rev(f"refs/heads/{MAIN}") is None:
+                repo._git("checkout", "--quiet", "-B", MAIN, "--track", f"origin/{MAIN}")
+        return repo
+
+    def _seed_commit(self, seed: Path | None) -> str:
+        entries: list[tuple[str, Path | None]] = []
+        folders = sorted(seed.iterdir()) if seed is not None and seed.is_dir() else []
+        for folder in folders:
+            if folder.is_dir() and not folder.is_symlink() and (folder / "SKILL.md").is_file():
+                for file in sorted(folder.rglob("*")):
+                    if file.is_file() and not file.is_symlink():
+                        rel = file.relative_to(seed).as_posix()
+                        if ".git" in rel.split("/"):
+                            continue  # a skill folder that is itself a checkout
+                        check_path(rel)
+                        entries.append((rel, file))
+        with tempfile.TemporaryDirectory(prefix="skillforge-seed-") as tmp:
+            self._git("read-tree", "--empty", index=Path(tmp) / "index")
+            tree = self._write_tree(Path(tmp) / "index", entries)
+            message = b"Seed the skill library\n"
+            return self._git("commit-tree", tree, stdin=message).strip()
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 30.0) -> Iterator[None]:
+        """Hold an exclusive inter-process lock on the library, so the daemon and the CLI
+        never run git on it at once; not re-entrant. Raises LibraryLockedError after timeout."""
+        if not self.git_dir.is_dir():
+            raise LibraryRepoError(f"{self.workdir} is not a library working copy; run setup.")
+        deadline = time.monotonic() + timeout
+        with open(self.git_dir / "skillforge.lock", "a") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError as exc:
+                    if time.monotonic() >= deadline:
+                        raise LibraryLockedError(
+                            f"Another process has held the library lock for {timeout:g} s; "
+                            "wait for it to finish (is the daemon merging?) and retry."
+                        ) from exc
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- reading --------------------------------------------------------------------
+
+    def head(self, ref: str = MAIN) -> str | None:
+        """The commit sha `ref` names, or None when it does not exist."""
+        return self._rev(ref)
+
+    def skills(self, ref: str = MAIN) -> list[SkillDoc]:
+        """Every top-level `<name>/SKILL.md` at `ref`, read from git objects, sorted by name."""
+        commit = self._need(ref)
+        listing = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
+        blobs: list[tuple[str, str]] = []
+        for entry in listing.split("\0"):
+            meta, _, path = entry.partition("\t")
+            parts = path.split("/")
+            if len(parts) == 2 and parts[1] == "SKILL.md" and meta[:6] in ("100644", "100755"):
+                blobs.append((parts[0], meta.split()[2]))
+        if not blobs:
+            return []
+        batch = "".join(f"{sha}\n" for _, sha in blobs).encode()
+        raw = cast(bytes, self._git("cat-file", "--batch", stdin=batch, binary=True))
+        docs: list[SkillDoc] = []
+        pos = 0
+        for name, _ in blobs:
+            header_end = raw.index(b"\n", pos)
+            size = int(raw[pos:header_end].split()[2])
+            body = raw[header_end + 1 : header_end + 1 + size]
+            docs.append(SkillDoc(name=name, text=body.decode("utf-8", errors="replace")))
+            pos = header_end + 1 + size + 1
+        return sorted(docs, key=lambda doc: doc.name)
+
+    def branches(self, prefix: str = "evolve/", remote: bool = False) -> list[str]:
+        """Names of local (or, with remote, origin's) branches that start with `prefix`."""
+        if remote:
+            names = list(self._remote_heads())
+        else:
+            out = self._git("for-each-ref", "--format=%(refname)", "refs/heads/")
+            names = [line.removeprefix("refs/heads/") for line in out.splitlines()]
+        return sorted(name for name in names if name.startswith(prefix))
+
+    def diff(self, base: str, branch: str) -> str:
+        """The proposal's diff: `git diff base...branch`."""
+        self._need(base)
+        self._need(branch)
+        return self._git("diff", f"{base}...{branch}", "--")
+
+    def log(self, base: str, branch: str) -> list[tuple[str, str]]:
+        """(sha, subject) of the commits on `branch` that `base` lacks, oldest first."""
+        self._need(base)
+        self._need(branch)
+        out = self._git("log", "--reverse", "--format=%H%x00%s", f"{base}..{branch}", "--")
+        pairs = (line.partition("\0") for line in out.splitlines())
+        return [(sha, subject) for sha, _, subject in pairs]
+
+    def fsck(self) -> None:
+        """Check the working copy's object store; raise LibraryRepoError on any problem."""
+        self._git("fsck", "--full", "--no-progress", "--no-dangling")
+
+    # -- writing --------------------------------------------------------------------
+
+    def _write_tree(self, index: Path, entries: Sequence[tuple[str, Path | None]]) -> str:
+        """Apply (path, file or None to delete) to the temporary index; return its tree."""
+        written = [(path, src) for path, src in entries if src is not None]
+        shas: list[str] = []
+        if written:
+            out = self._git(
+                "hash-object", "-w", "--no-filters", "--", *(str(src) for _, src in written)
+            )
+            shas = out.split()
+        infos, blob = [], iter(shas)
+        for path, src in entries:
+            if src is None:
+                infos.append(f"0 {'0' * 40}\t{path}")
+            else:
+                mode = "100755" if os.access(src, os.X_OK) else "100644"
+                infos.append(f"{mode} {next(blob)}\t{path}")
+        if infos:
+            stdin = "".join(f"{info}\0" for info in infos).encode()
+            self._git("update-index", "-z", "--index-info", index=index, stdin=stdin)
+        return self._git("write-tree", index=index).strip()
+
+    def commit_on_branch(
+        self, branch: str, commits: Sequence[CommitSpec], base: str = MAIN
+    ) -> list[str]:
+        """Build `commits` on a new branch from `base` without touching the working tree,
+        index or any ref until one final create-only update-ref; return the new shas.
+
+        Commits that change nothing are skipped; if none is left, no branch is created.
+        """
+        self._check_branch(branch)
+        for spec in commits:
+            for change in spec.files:
+                check_path(change.path)
+        parent = self._need(base)
+        if self._rev(f"refs/heads/{branch}") is not None:
+            raise LibraryRepoError(
+                f"The branch {branch!r} already exists; delete it or choose another name."
+            )
+        created: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="skillforge-") as tmp:
+            index = Path(tmp) / "index"
+            self._git("read-tree", parent, index=index)
+            for n, spec in enumerate(commits):
+                entries: list[tuple[str, Path | None]] = []
+                for i, change in enumerate(spec.files):
+                    src = None
+                    if change.content is not None:
+                        src = Path(tmp) / f"blob-{n}-{i}"
+                        try:
+                            src.write_bytes(change.content.encode("utf-8"))
+                        except UnicodeEncodeError as exc:
+                            raise LibraryRepoError(
+                                f"The new content of {change.path!r} is not valid text "
+                                "(it cannot be encoded as UTF-8); fix the proposal."
+                            ) from exc
+                    entries.append((change.path, src))
+                tree = self._write_tree(index, entries)
+                if tree == self._git("rev-parse", f"{parent}^{{tree}}").strip():
+                    continue
+                stdin = spec.message.encode("utf-8", errors="replace")
+                parent = self._git("commit-tree", tree, "-p", parent, stdin=stdin).strip()
+                created.append(parent)
+        if created:
+            self._git("update-ref", "-m", "skillforge: propose", f"refs/heads/{branch}", parent, "")
+        return created
+
+    def push(self, *refspecs: str) -> None:
+        """`git push origin <refspecs>` (never forced); a rejection raises LibraryRepoError."""
+        if not refspecs or any(spec.startswith(("+", "-")) or not spec for spec in refspecs):
+            raise LibraryRepoError(
+                f"Refusing to push {refspecs!r}: name at least one refspec, without '+' or '-'."
+            )
+        self._git("push", "--quiet", "origin", *refspecs)
+
+    def delete_branch(self, branch: str, remote: bool = True) -> None:
+        """Delete a proposal branch locally and (with remote) on origin; missing is fine."""
+        self._check_branch(branch)
+        if branch == MAIN or self._try("symbolic-ref", "--quiet", "HEAD") == f"refs/heads/{branch}":
+            raise LibraryRepoError(f"Refusing to delete {branch!r}: it is checked out or main.")
+        self._git("update-ref", "-d", f"refs/heads/{branch}")
+        if remote and branch in self._remote_heads():
+            self._git("push", "--quiet", "origin", f":refs/heads/{branch}")
+
+    def merge(self, branch: str, message: str) -> str:
+        """Merge `branch` into main with a merge commit, push main, and return its sha.
+
+        Retries once on top of the new origin/main if someone else pushed main meanwhile;
+        on failure local main is put back where it was. Hold `lock()` around it.
+        """
+        self._check_branch(branch)
+        self._git("fetch", "--quiet", "origin")
+        if self._try("symbolic-ref", "--quiet", "HEAD") != f"refs/heads/{MAIN}":
+            raise LibraryRepoError(
+                f"The library working copy {self.workdir} is not on main; "
+                "run `git checkout main` there and retry."
+            )
+        if self._git("status", "--porcelain").strip():
+            raise LibraryRepoError(
+                f"The library working copy {self.workdir} has uncommitted changes; commit, "
+                "stash or remove them (see `git status` there) and retry."
+            )
+        source = self._rev(f"refs/heads/{branch}") or self._need(f"refs/remotes/origin/{branch}")
+        for attempt in (1, 2):
+            if self._rev(f"refs/remotes/origin/{MAIN}") is not None:
+                try:
+                    self._git("merge", "--quiet", "--ff-only", f"refs/remotes/origin/{MAIN}")
+                except LibraryRepoError as exc:
+                    raise LibraryRepoError(
+                        f"Local main in {self.workdir} has diverged from origin/main; run "
+                        "`git reset --hard origin/main` there if its extra commits are "
+                        "unwanted, then retry."
+                    ) from exc
+            before = self._need("HEAD")
+            if self._try("merge-base", "--is-ancestor", source, before) is not None:
+                raise LibraryRepoError(f"The branch {branch!r} is already merged into main.")
+            sha = self._merge_commit(branch, source, message, before)
+            try:
+                self._git("push", "--quiet", "origin", f"refs/heads/{MAIN}:refs/heads/{MAIN}")
+                return sha
+            except LibraryRepoError:
+                self._git("reset", "--quiet", "--hard", before)
+                self._git("fetch", "--quiet", "origin")
+                if attempt == 2 or self._rev(f"refs/remotes/origin/{MAIN}") == before:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _merge_commit(self, branch: str, source: str, message: str, before: str) -> str:
+        try:
+            self._git("merge", "--quiet", "--no-ff", "--no-edit", "-m", message, source)
+        except LibraryRepoError as exc:
+            conflicted = self._git("ls-files", "--unmerged").strip()
+            with contextlib.suppress(LibraryRepoError):
+                self._git("merge", "--abort")
+            self._git("reset", "--quiet", "--hard", before)
+            if conflicted:
+                raise MergeConflictError(
+                    f"The branch {branch!r} no longer merges cleanly into main; reject it, "
+                    "or rebase it on main and review it again."
+                ) from exc
+            raise
+        return self._need("HEAD")
