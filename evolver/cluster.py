@@ -1,0 +1,298 @@
+"""Group similar runs: TF-IDF over task words and tools used, a top-k similarity graph, Louvain.
+
+Intent (task words) and behaviour (tools) weigh half each in the cosine. Candidate pairs
+come from an inverted index that skips very common features, so the cost stays near-linear.
+The idf does not depend on the corpus size and Louvain runs per connected component, so runs
+unrelated to a group never move it: the same group keeps its runs, id and skill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import networkx as nx
+
+from evolver.model import Trajectory
+from evolver.redact import redact
+
+__all__ = [
+    "Cluster",
+    "cluster",
+    "features",
+    "idf",
+    "task_tokens",
+    "tools_used",
+    "unique_runs",
+]
+
+SEED = 20240917  # Louvain's seed: fixed, so a cycle is reproducible
+TOOL_PREFIX = "tool:"
+TOP_K = 8  # neighbours each run links to
+EXACT_LIMIT = 500  # up to this many distinct feature sets, compare every pair exactly
+RERANK = 24  # candidates per run scored exactly after the inverted-index pass
+IDF_SCALE = 100.0  # K in idf = log(1 + K/df)
+
+_STOPWORDS_TEXT = """
+    about above after again against all also and any are aren because been before being
+    below between both but can cannot could did does doing down during each else even ever
+    every few for from further had has have having her here hers herself him himself his how
+    however into its itself just let like may maybe might mine more most much must myself
+    need needs no nor not now off once one only other ought our ours ourselves out over own
+    please same shall she should since some still such than that the their theirs them
+    themselves then there these they this those though through thus too under until upon
+    very was wasn were what when where whether which while who whom whose why will with
+    within without would yes yet you your yours yourself yourselves also etc via per get got
+    want wants wanted use used using make redacted two three four five six seven eight nine
+    ten first second third fourth fifth say says said tell tells told ask asks asked mention
+    mentions mentioned know sure okay thing things something someone anything anyway really
+    agent agents conversation
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+_TOKEN = re.compile(r"\w+")
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z-]+\]")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A group of similar runs with the words and tools that characterise it."""
+
+    id: str
+    members: tuple[Trajectory, ...]
+    keywords: tuple[str, ...]
+    tools: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(t.id for t in self.members)
+
+
+def _stem(word: str) -> str:
+    """A light plural folding (flights → flight, baggages → baggage), nothing cleverer."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _proper(match: re.Match[str], text: str) -> bool:
+    """A capitalised word inside a sentence (a name or place) or a long all-caps code."""
+    word = match.group(0)
+    if word.isupper():
+        return len(word) >= 5
+    if not word[:1].isupper():
+        return False
+    before = text[max(0, match.start() - 3) : match.start()].rstrip(" \t\"'(")
+    return bool(before) and before[-1] not in ".!?:;\n"
+
+
+@lru_cache(maxsize=65536)
+def task_tokens(text: str) -> frozenset[str]:
+    """Distinct content words of a task: lowercase, no stopwords, digits, short tokens or names."""
+    clean = _PLACEHOLDER.sub(" ", redact(text or ""))
+    out: set[str] = set()
+    for match in _TOKEN.finditer(clean):
+        tok = match.group(0).lower()
+        if len(tok) < 3 or tok in STOPWORDS or any(c.isdigit() for c in tok):
+            continue
+        if not _proper(match, clean):
+            out.add(_stem(tok))
+    return frozenset(out)
+
+
+def tools_used(run: Trajectory) -> set[str]:
+    """The distinct tool names a run called."""
+    return {step.name for step in run.tool_calls}
+
+
+def features(run: Trajectory) -> frozenset[str]:
+    """Binary features of a run: task words and `tool:<name>` for each tool used."""
+    return task_tokens(run.task) | {TOOL_PREFIX + name for name in tools_used(run)}
+
+
+def idf(doc_features: Iterable[Iterable[str]]) -> dict[str, float]:
+    """Inverse document frequency, log(1 + K/df) with a fixed K rather than the corpus size.
+
+    So a run that shares no feature with a group leaves that group's weights (and clusters,
+    names and evidence) exactly as they were; rare features still weigh most."""
+    df: Counter[str] = Counter()
+    for feats in doc_features:
+        df.update(set(feats))
+    return {f: math.log(1.0 + IDF_SCALE / c) for f, c in df.items()}
+
+
+def _vector(feats: frozenset[str], weights: Mapping[str, float]) -> dict[str, float]:
+    """Unit vector with words and tools each normalised, then mixed half and half."""
+    parts: list[dict[str, float]] = [{}, {}]
+    for f in sorted(feats):  # a fixed order keeps float sums identical across processes
+        parts[f.startswith(TOOL_PREFIX)][f] = weights[f]
+    present = [p for p in parts if p]
+    vec: dict[str, float] = {}
+    for part in present:
+        norm = math.sqrt(sum(w * w for w in part.values())) * math.sqrt(len(present))
+        for f, w in part.items():
+            vec[f] = w / norm
+    return vec
+
+
+def _dot(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    if len(a) > len(b):
+        a, b = b, a
+    return sum(w * b[f] for f, w in a.items() if f in b)
+
+
+def _neighbours(vectors: Sequence[dict[str, float]], k: int) -> list[list[tuple[float, int]]]:
+    """For each vector, the other vectors ranked by cosine (best first), at most a few dozen."""
+    n = len(vectors)
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, vec in enumerate(vectors):
+        for f in vec:
+            postings[f].append(i)
+    exact = n <= EXACT_LIMIT
+    cap = n if exact else max(40, int(4 * math.sqrt(n)))
+    out: list[list[tuple[float, int]]] = []
+    for i, vec in enumerate(vectors):
+        partial: dict[int, float] = defaultdict(float)
+        rare = [f for f in vec if len(postings[f]) <= cap]
+        if not rare:  # only very common features: look along the rarest one, bounded
+            rare_f = min(vec, key=lambda f: (len(postings[f]), f), default=None)
+            for j in postings[rare_f][: cap * 2] if rare_f else ():
+                partial[j] += 0.0
+        for f in rare:
+            w = vec[f]
+            for j in postings[f]:
+                partial[j] += w * vectors[j][f]
+        partial.pop(i, None)
+        if exact:
+            scored = [(s, j) for j, s in partial.items()]
+        else:
+            top = sorted(partial.items(), key=lambda js: (-js[1], js[0]))[: max(RERANK, 3 * k)]
+            scored = [(_dot(vec, vectors[j]), j) for j, _ in top]
+        scored.sort(key=lambda sj: (-sj[0], sj[1]))
+        out.append(scored[: max(RERANK, 3 * k)])
+    return out
+
+
+def _characteristic(
+    members: Sequence[Trajectory], feats: Mapping[str, frozenset[str]], weights: Mapping[str, float]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Top keywords (share of the group's runs x idf) and top tools (share, then idf)."""
+    counts: Counter[str] = Counter()
+    for run in members:
+        counts.update(feats[run.id])
+
+    def score(f: str) -> float:  # rounded, so float noise never reorders near-ties
+        return round(counts[f] * weights[f] / len(members), 6)
+
+    words = sorted(
+        (f for f in counts if not f.startswith(TOOL_PREFIX)), key=lambda f: (-score(f), f)
+    )
+    tools = sorted(
+        (f for f in counts if f.startswith(TOOL_PREFIX)), key=lambda f: (-counts[f], -score(f), f)
+    )
+    return tuple(words[:8]), tuple(t[len(TOOL_PREFIX) :] for t in tools[:6])
+
+
+def _communities(graph: nx.Graph) -> list[set[int]]:
+    """Louvain per connected component, relabelled 0..m-1 in canonical order, with resolution
+    scaled by the component's share of all edge weight (what modularity over the whole graph
+    would use). A component no new run touched keeps its node order, so its partition."""
+    total = graph.size(weight="weight")
+    out: list[set[int]] = []
+    for component in sorted(nx.connected_components(graph), key=min):
+        nodes = sorted(component)
+        if len(nodes) < 2:
+            out.append(set(nodes))
+            continue
+        local = {node: i for i, node in enumerate(nodes)}
+        sub = nx.Graph()
+        sub.add_nodes_from(range(len(nodes)))
+        edges = sorted(
+            (min(local[a], local[b]), max(local[a], local[b]), w)
+            for a, b, w in graph.edges(nodes, data="weight")
+        )
+        sub.add_weighted_edges_from(edges)
+        share = sub.size(weight="weight") / total
+        parts = nx.community.louvain_communities(sub, weight="weight", resolution=share, seed=SEED)
+        out.extend({nodes[i] for i in part} for part in parts)
+    return out
+
+
+def _cluster_id(keywords: Sequence[str], tools: Sequence[str], salt: str = "") -> str:
+    basis = "|".join(sorted(tools[:3])) + "#" + "|".join(sorted(keywords[:4])) + salt
+    return "c-" + hashlib.sha256(basis.encode()).hexdigest()[:8]
+
+
+def cluster(
+    trajectories: Sequence[Trajectory], similarity: float = 0.3, k: int = TOP_K
+) -> list[Cluster]:
+    """Cluster runs by task words and tools; biggest first, then by id. Deterministic."""
+    runs = unique_runs(trajectories)
+    if not runs:
+        return []
+    feats = {run.id: features(run) for run in runs}
+    weights = idf(feats.values())
+    # Runs with identical features are one point: compare each distinct feature set once.
+    groups: dict[frozenset[str], list[Trajectory]] = defaultdict(list)
+    for run in runs:
+        groups[feats[run.id]].append(run)
+    keys = sorted(groups, key=lambda fs: groups[fs][0].id)  # runs are sorted, so is this
+    vectors = [_vector(fs, weights) for fs in keys]
+    # A node stands for m identical runs: its self-loop holds their m(m-1)/2 pairs (cosine 1)
+    # and an edge between nodes holds cosine x m_a x m_b, as if every pair were linked.
+    size = [len(groups[fs]) for fs in keys]
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(keys)))
+    for i, m in enumerate(size):
+        if m > 1:
+            graph.add_edge(i, i, weight=m * (m - 1) / 2)
+    for i, ranked in enumerate(_neighbours(vectors, k)):
+        kept = [(s, j) for s, j in ranked if s >= similarity][:k]
+        for s, j in kept:
+            a, b = min(i, j), max(i, j)
+            graph.add_edge(a, b, weight=round(s, 9) * size[a] * size[b])
+    communities = _communities(graph)
+    found: list[tuple[tuple[Trajectory, ...], tuple[str, ...], tuple[str, ...]]] = []
+    for community in communities:
+        members = sorted((r for node in community for r in groups[keys[node]]), key=_id)
+        words, tools = _characteristic(members, feats, weights)
+        found.append((tuple(members), words, tools))
+    found.sort(key=lambda c: (-len(c[0]), c[0][0].id))
+    clusters: list[Cluster] = []
+    seen: set[str] = set()
+    for members, words, tools in found:
+        cid = _cluster_id(words, tools)
+        salt = 1
+        while cid in seen:
+            cid = _cluster_id(words, tools, f"#{salt}")
+            salt += 1
+        seen.add(cid)
+        clusters.append(Cluster(id=cid, members=members, keywords=words, tools=tools))
+    clusters.sort(key=lambda c: (-c.size, c.id))
+    return clusters
+
+
+def _id(run: Trajectory) -> str:
+    return run.id
+
+
+def unique_runs(trajectories: Iterable[Trajectory]) -> list[Trajectory]:
+    """Runs sorted by id, one per id (of duplicates, the smallest by JSON), whatever the order."""
+    by_id: dict[str, list[Trajectory]] = defaultdict(list)
+    for run in trajectories:
+        by_id[run.id].append(run)
+    out = []
+    for rid in sorted(by_id):
+        dups = by_id[rid]
+        out.append(dups[0] if len(dups) == 1 else min(dups, key=lambda r: r.model_dump_json()))
+    return out

@@ -1,0 +1,218 @@
+"""Tool-level evidence: the transition graph, the paths runs took, and the errors they hit.
+
+The graph is built with networkx so it can be mined further; rendered as Mermaid for review
+pages and as node-link JSON for tools. Error patterns and fingerprints feed the Evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import networkx as nx
+
+from evolver.changes import ErrorPattern, Evidence
+from evolver.model import Trajectory
+from evolver.redact import redact, sanitize_inline
+
+__all__ = [
+    "END",
+    "START",
+    "best_path",
+    "error_patterns",
+    "evidence",
+    "fingerprint",
+    "normalise_error",
+    "path_counts",
+    "recovered_errors",
+    "to_json",
+    "to_mermaid",
+    "tool_graph",
+    "tool_path",
+]
+
+START = "START"
+END = "END"
+
+
+def tool_path(run: Trajectory) -> tuple[str, ...]:
+    """Tool names in call order, consecutive repeats collapsed."""
+    path: list[str] = []
+    for call in run.tool_calls:
+        if not path or path[-1] != call.name:
+            path.append(call.name)
+    return tuple(path)
+
+
+def path_counts(runs: Iterable[Trajectory]) -> Counter[tuple[str, ...]]:
+    """How many successful runs followed each (collapsed, non-empty) path."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    for run in runs:
+        if run.succeeded is True:
+            path = tool_path(run)
+            if path:
+                counts[path] += 1
+    return counts
+
+
+def best_path(runs: Iterable[Trajectory]) -> tuple[str, ...]:
+    """The path most successful runs followed (ties: shorter, then lexicographic); () if none."""
+    counts = path_counts(runs)
+    if not counts:
+        return ()
+    return min(counts, key=lambda p: (-counts[p], len(p), p))
+
+
+def tool_graph(trajectories: Sequence[Trajectory]) -> nx.DiGraph:
+    """Directed graph of observed tool transitions with counts and outcomes per edge and node."""
+    edges: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"count": 0, "errors": 0, "runs": set(), "ok": set(), "failed": set()}
+    )
+    nodes: dict[str, Counter[str]] = defaultdict(Counter)
+    for index, run in enumerate(sorted(trajectories, key=lambda r: r.id)):
+        key = f"{run.id}\x00{index}"
+        calls = run.tool_calls
+        names = [START] + [c.name for c in calls] + [END]
+        flags = [False] + [c.error for c in calls] + [False]
+        nodes[START]["calls"] += 1
+        nodes[END]["calls"] += 1
+        for call in calls:
+            nodes[call.name]["calls"] += 1
+            nodes[call.name]["errors"] += int(call.error)
+        for pos in range(1, len(names)):
+            edge = edges[(names[pos - 1], names[pos])]
+            edge["count"] += 1
+            edge["errors"] += int(flags[pos])
+            edge["runs"].add(key)
+            if run.succeeded is True:
+                edge["ok"].add(key)
+            elif run.succeeded is False:
+                edge["failed"].add(key)
+    graph = nx.DiGraph()
+    for name in sorted(nodes):
+        graph.add_node(name, calls=nodes[name]["calls"], errors=nodes[name]["errors"])
+    for (src, dst) in sorted(edges):
+        e = edges[(src, dst)]
+        known = len(e["ok"]) + len(e["failed"])
+        graph.add_edge(
+            src,
+            dst,
+            count=e["count"],
+            runs=len(e["runs"]),
+            successes=len(e["ok"]),
+            failures=len(e["failed"]),
+            errors=e["errors"],
+            success_rate=round(len(e["ok"]) / known, 4) if known else None,
+        )
+    return graph
+
+
+def _label(name: str) -> str:
+    text = sanitize_inline(name, 60).replace('"', "'")
+    return re.sub(r"[\[\]{}()]", " ", text).strip() or "tool"
+
+
+def to_mermaid(g: nx.DiGraph, max_edges: int = 25) -> str:
+    """A `flowchart LR` of the busiest transitions, with counts and success rates on the edges."""
+    ranked = sorted(g.edges(data=True), key=lambda e: (-e[2].get("count", 0), e[0], e[1]))
+    kept = sorted(ranked[:max_edges], key=lambda e: (e[0], e[1]))
+    names = sorted({n for e in kept for n in e[:2]} - {START, END})
+    ids = {START: "start_node", END: "end_node"}
+    ids.update({name: f"t{i}" for i, name in enumerate(names)})
+    lines = ["flowchart LR"]
+    if any(START in e[:2] for e in kept):
+        lines.append('    start_node(["START"])')
+    if any(END in e[:2] for e in kept):
+        lines.append('    end_node(["END"])')
+    for name in names:
+        calls = g.nodes[name].get("calls", 0)
+        errors = g.nodes[name].get("errors", 0)
+        extra = f", {errors} error{'s' * (errors != 1)}" if errors else ""
+        lines.append(f'    {ids[name]}["{_label(name)}: {calls} call{"s" * (calls != 1)}{extra}"]')
+    for src, dst, data in kept:
+        rate = data.get("success_rate")
+        shown = f"{rate:.0%} ok" if rate is not None else "outcome n/a"
+        lines.append(f'    {ids[src]} -->|"{data.get("count", 0)}x, {shown}"| {ids[dst]}')
+    return "\n".join(lines) + "\n"
+
+
+def to_json(g: nx.DiGraph) -> dict[str, Any]:
+    """The graph as networkx node-link data (plain JSON types)."""
+    return nx.node_link_data(g, edges="edges")
+
+
+def _ok(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is True]
+
+
+def _failed(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is False]
+
+
+def fingerprint(runs: Sequence[Trajectory]) -> str:
+    """Hash of the sorted (trajectory id, success) pairs: equal evidence, equal fingerprint."""
+    pairs = sorted(((r.id, r.succeeded) for r in runs), key=lambda p: (p[0], str(p[1])))
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def normalise_error(text: str) -> str:
+    """A redacted, one-line, id-free form of an error message, for grouping and quoting."""
+    line = redact(text or "").strip().split("\n", 1)[0]
+    line = re.sub(r"^(?:error|exception)\s*[:\-]\s*", "", line, flags=re.I)
+    line = re.sub(r"[\w.+-]*\d[\w+-]*", "N", line)
+    return sanitize_inline(line, 120).replace('"', "'") or "error without a message"
+
+
+def _errors(run: Trajectory) -> Iterator[tuple[str, str]]:
+    """(tool, normalised message) for each failed call of a run."""
+    for call in run.tool_calls:
+        if call.error:
+            yield call.name, normalise_error(call.error_text or call.result or "")
+
+
+def error_patterns(runs: Sequence[Trajectory]) -> tuple[ErrorPattern, ...]:
+    """Errors failed runs hit, grouped by tool and normalised message; most failed runs first."""
+    count: Counter[tuple[str, str]] = Counter()
+    failed_runs: Counter[tuple[str, str]] = Counter()
+    sample: dict[tuple[str, str], str] = {}
+    for run in sorted(_failed(runs), key=lambda r: r.id):
+        hit: set[tuple[str, str]] = set()
+        for tool, message in _errors(run):
+            key = (tool, message.lower())
+            sample.setdefault(key, message)
+            count[key] += 1
+            hit.add(key)
+        failed_runs.update(hit)
+    ranked = sorted(count, key=lambda k: (-failed_runs[k], -count[k], k))
+    return tuple(
+        ErrorPattern(
+            tool=redact(k[0]), message=sample[k], count=count[k], failed_runs=failed_runs[k]
+        )
+        for k in ranked
+    )
+
+
+def recovered_errors(runs: Sequence[Trajectory]) -> Counter[tuple[str, str]]:
+    """How many successful runs hit each (tool, message) error and still succeeded."""
+    out: Counter[tuple[str, str]] = Counter()
+    for run in _ok(runs):
+        out.update({(redact(tool), msg.lower()) for tool, msg in _errors(run)})
+    return out
+
+
+def evidence(runs: Sequence[Trajectory]) -> Evidence:
+    """The Evidence record for a group of runs (unknown outcomes count as neither)."""
+    ok, failed = len(_ok(runs)), len(_failed(runs))
+    return Evidence(
+        trajectory_ids=tuple(sorted(r.id for r in runs)),
+        runs=len(runs),
+        successes=ok,
+        failures=failed,
+        success_rate=round(ok / (ok + failed), 4) if ok + failed else 0.0,
+        errors=error_patterns(runs)[:20],
+        fingerprint=fingerprint(runs),
+    )

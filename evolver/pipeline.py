@@ -1,0 +1,169 @@
+"""One evolution cycle: cluster the runs, map clusters to skills, synthesize the changes.
+
+Pure and deterministic: the same runs (in any order) and library give the same ChangeSet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
+from evolver.cluster import Cluster, cluster, unique_runs
+from evolver.graph import to_mermaid, tool_graph
+from evolver.model import Trajectory
+from evolver.skilldoc import parse
+from evolver.synthesize import CLUSTER_KEY, candidate_names, derive_name, synthesize, tool_idf
+
+__all__ = ["EvolveParams", "LibraryEntry", "evolve", "index_library", "map_cluster"]
+
+
+@dataclass(frozen=True)
+class EvolveParams:
+    """Thresholds of a cycle."""
+
+    min_runs: int = 4  # a cluster needs at least this many runs
+    min_successes: int = 2  # ...and this many successful runs to create a skill
+    similarity: float = 0.3  # edge threshold in the similarity graph
+    max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
+
+
+@dataclass(frozen=True)
+class LibraryEntry:
+    """A library skill and its metadata, as the mapping step sees it."""
+
+    doc: SkillDoc
+    meta: Mapping[str, Any] | None  # None when the SKILL.md does not parse
+
+
+def index_library(library: Sequence[SkillDoc]) -> dict[str, LibraryEntry]:
+    """Library skills by folder name, in name order (first of duplicate names wins)."""
+    out: dict[str, LibraryEntry] = {}
+    for doc in sorted(library, key=lambda d: (d.name, d.text)):
+        if doc.name in out:
+            continue
+        try:
+            fm, _ = parse(doc.text)
+            meta = fm.get("metadata")
+            out[doc.name] = LibraryEntry(doc, meta if isinstance(meta, dict) else {})
+        except ValueError:
+            out[doc.name] = LibraryEntry(doc, None)
+    return out
+
+
+def _loaded_skill(c: Cluster) -> tuple[str, int] | None:
+    """The skill most runs of the cluster had loaded, with how many runs; None if none."""
+    counts: Counter[str] = Counter()
+    for run in c.members:
+        counts.update({s.name for s in run.skills})
+    if not counts:
+        return None
+    name = min(counts, key=lambda n: (-counts[n], n))
+    return name, counts[name]
+
+
+def map_cluster(
+    c: Cluster,
+    library: Mapping[str, LibraryEntry],
+    claimed: set[str],
+    tool_weights: Mapping[str, float] | None = None,
+) -> tuple[str, str] | None:
+    """(skill name, why) of the library skill a cluster updates, or None; skips claimed skills.
+
+    By loaded skill, then by cluster id, then (given `tool_weights`) by the derived name."""
+    loaded = _loaded_skill(c)
+    if loaded and loaded[0] in library and loaded[0] not in claimed and 2 * loaded[1] >= c.size:
+        return loaded[0], f"{loaded[1]} of its {c.size} runs had it loaded"
+    for name, entry in library.items():
+        if name not in claimed and entry.meta and str(entry.meta.get(CLUSTER_KEY)) == c.id:
+            return name, f"it was learned from the same cluster ({c.id})"
+    for name in candidate_names(c, tool_weights) if tool_weights is not None else ():
+        if name in library and name not in claimed:
+            return name, "it has the name this cluster's runs suggest"
+        if name not in library:
+            break
+    return None
+
+
+def _status_report(c: Cluster, status: str, skill: str | None) -> ClusterReport:
+    return ClusterReport(
+        id=c.id,
+        size=c.size,
+        successes=sum(1 for r in c.members if r.succeeded is True),
+        skill=skill,
+        top_tools=c.tools,
+        keywords=c.keywords,
+        status=status,
+    )
+
+
+def evolve(
+    trajectories: Sequence[Trajectory],
+    library: Sequence[SkillDoc],
+    params: EvolveParams = EvolveParams(),  # noqa: B008 - frozen, immutable default
+) -> ChangeSet:
+    """One offline, deterministic cycle: cluster, graph, synthesize; changes relative to `library`.
+
+    Runs with an unknown outcome count for clustering but not as successes or failures."""
+    runs = unique_runs(trajectories)
+    clusters = cluster(runs, params.similarity)
+    weights = tool_idf(runs)
+    index = index_library(library)
+    eligible = [
+        c
+        for c in clusters
+        if c.size >= params.min_runs
+        and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
+    ]
+    claimed: set[str] = set()
+    target: dict[str, tuple[str, str] | None] = {}
+    for c in eligible:  # strong links first (loaded skill, cluster id), then names
+        found = map_cluster(c, index, claimed)
+        if found:
+            claimed.add(found[0])
+        target[c.id] = found
+    for c in eligible:
+        if target[c.id] is None:
+            found = map_cluster(c, index, claimed, weights)
+            if found:
+                claimed.add(found[0])
+            target[c.id] = found
+    taken = set(index) | claimed
+    changes: list[SkillChange] = []
+    reports: list[ClusterReport] = []
+    for c in clusters:
+        if c.size < params.min_runs:
+            reports.append(_status_report(c, "too-small", None))
+            continue
+        if c.id not in target:
+            reports.append(_status_report(c, "no-success", None))
+            continue
+        found = target[c.id]
+        if found is None:
+            name = derive_name(c, weights, taken)
+            taken.add(name)
+            change = synthesize(c, name, max_listed_ids=params.max_listed_ids)
+        else:
+            name, why = found
+            entry = index[name]
+            if entry.meta is None:
+                reports.append(_status_report(c, "conflict", name))
+                continue
+            try:
+                change = synthesize(
+                    c, name, entry.doc, max_listed_ids=params.max_listed_ids, mapped_by=why
+                )
+            except ValueError:  # malformed skillforge markers: leave it to a person
+                reports.append(_status_report(c, "conflict", name))
+                continue
+        if change is not None:
+            changes.append(change)
+        reports.append(_status_report(c, "changed" if change else "unchanged", name))
+    return ChangeSet(
+        changes=tuple(sorted(changes, key=lambda ch: ch.skill)),
+        clusters=tuple(reports),
+        trajectories=len(runs),
+        tool_graph_mermaid=to_mermaid(tool_graph(runs)),
+    )

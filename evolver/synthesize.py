@@ -1,0 +1,379 @@
+"""Turn one cluster of runs into a SkillChange: name, description, procedure, pitfalls, evidence.
+
+Every piece of trajectory text is redacted and neutralised before it is quoted. Only the
+managed block (and, for skillforge's own skills, the description) is ever regenerated.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
+from evolver.cluster import Cluster, idf
+from evolver.graph import error_patterns, evidence, path_counts, recovered_errors, tool_path
+from evolver.model import Trajectory
+from evolver.redact import sanitize_inline
+from evolver.skilldoc import (
+    MAX_NAME,
+    find_managed_block,
+    is_managed,
+    parse,
+    problems,
+    render,
+    replace_managed_block,
+    slugify,
+    split,
+)
+
+__all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live in graph.py
+    "QUERY_PREFIXES",
+    "action_tool",
+    "argument_keys",
+    "candidate_names",
+    "derive_name",
+    "describe",
+    "render_block",
+    "synthesize",
+    "tool_idf",
+]
+
+_QUERY_WORDS = "get search list find read check calculate think lookup fetch query view"
+QUERY_PREFIXES = frozenset(_QUERY_WORDS.split())
+CLUSTER_KEY = "skillforge.cluster"
+VERSION_KEY = "skillforge.version"
+EVIDENCE_KEY = "skillforge.evidence"
+FINGERPRINT_KEY = "skillforge.fingerprint"
+HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
+MIN_ACTION_SHARE = 1 / 3  # an action tool names a skill only if this share of successes used it
+MAX_STEPS = 20
+MAX_PITFALLS = 8
+
+
+def _ok(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is True]
+
+
+def _failed(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is False]
+
+
+def _code(text: str, limit: int = 80) -> str:
+    return f"`{sanitize_inline(text, limit) or '?'}`"
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "n/a"
+
+
+def _tool_runs(runs: Sequence[Trajectory]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for run in runs:
+        out.update({c.name for c in run.tool_calls})
+    return out
+
+
+def action_tool(
+    cluster: Cluster, tool_idf: Mapping[str, float], *, actions_only: bool = True
+) -> str | None:
+    """The most distinctive action tool of the successful runs (share x idf); None if none.
+
+    Query-like tools (get_, search_, ...) count only with `actions_only=False`; reasoning
+    helpers (think, calculate) and tools few successes used never do."""
+    ok = _ok(cluster.members)
+    if not ok:
+        return None
+    default = max(tool_idf.values(), default=1.0)
+    scores = {
+        tool: n / len(ok) * tool_idf.get(tool, default)
+        for tool, n in _tool_runs(ok).items()
+        if n / len(ok) >= MIN_ACTION_SHARE
+        and slugify(tool) not in HELPER_TOOLS
+        and not (actions_only and slugify(tool).split("-")[0] in QUERY_PREFIXES)
+    }
+    return min(scores, key=lambda t: (-scores[t], t)) if scores else None
+
+
+def candidate_names(cluster: Cluster, tool_idf: Mapping[str, float]) -> list[str]:
+    """Names to try in order: the action tool (or top keywords), then with a keyword appended."""
+    # A look-up-only cluster is better named by its telling look-up than by noisy task words.
+    tool = action_tool(cluster, tool_idf) or action_tool(cluster, tool_idf, actions_only=False)
+    keywords = [slugify(k, 20) for k in cluster.keywords if slugify(k, 20) != "skill"]
+    if tool:
+        base = slugify(tool, 48)
+    else:
+        base = slugify("-".join(keywords[:3]), 48) if keywords else "skill"
+        if len(base) > 40 and len(keywords) > 2:
+            base = slugify("-".join(keywords[:2]), 48)
+    names = [base]
+    used = set(base.split("-"))
+    for word in keywords:
+        if word not in used:
+            names.append(slugify(f"{base}-{word}", MAX_NAME))
+    return list(dict.fromkeys(names))
+
+
+def derive_name(cluster: Cluster, tool_idf: Mapping[str, float], taken: Collection[str]) -> str:
+    """The first candidate name not in `taken`, else one with a number appended."""
+    names = candidate_names(cluster, tool_idf)
+    for name in names:
+        if name not in taken:
+            return name
+    stem, n = names[0][:58].strip("-"), 2
+    while f"{stem}-{n}" in taken:
+        n += 1
+    return f"{stem}-{n}"
+
+
+def argument_keys(runs: Sequence[Trajectory], tool: str) -> list[str]:
+    """Argument keys successful runs passed to `tool`, most common first."""
+    keys: Counter[str] = Counter()
+    for run in _ok(runs):
+        for call in run.tool_calls:
+            if call.name == tool and isinstance(call.arguments, dict):
+                keys.update(str(k) for k in call.arguments)
+    return sorted(keys, key=lambda k: (-keys[k], k))
+
+
+def _main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
+    ok, every = _tool_runs(_ok(runs)), _tool_runs(runs)
+    return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
+
+
+def _join(items: Sequence[str], last: str = "or") -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def _title(name: str, cluster: Cluster) -> str:
+    """The action in words: the tool's name as a phrase, or the key terms a name came from."""
+    tools = {slugify(t) for r in _ok(cluster.members) for t in tool_path(r)}
+    words = name.split("-")
+    if not any(name == t or name.startswith(t + "-") for t in tools) and len(words) > 1:
+        return f"Requests about {_join(words, 'and')}"
+    return " ".join(words).capitalize()
+
+
+def describe(name: str, cluster: Cluster) -> str:
+    """The frontmatter description: the action, when to use it (key terms), the main tools."""
+    parts = [f"{_title(name, cluster)}, following what worked in past agent runs."]
+    words = [sanitize_inline(k, 40) for k in cluster.keywords[:6]]
+    if words:
+        parts.append(f"Use when a request involves {_join(words)}.")
+    tools = [sanitize_inline(t, 60) for t in _main_tools(cluster.members)]
+    if tools:
+        parts.append(f"Main tools: {_join(tools, 'and')}.")
+    return sanitize_inline(" ".join(parts), 1024).replace("<", "").replace(">", "")
+
+
+def _procedure(runs: Sequence[Trajectory]) -> list[str]:
+    counts = path_counts(runs)
+    ok = len(_ok(runs))
+    if not counts:
+        return ["No successful run called a tool; there is no procedure to follow yet."]
+    ranked = sorted(counts, key=lambda p: (-counts[p], len(p), p))
+    best = ranked[0]
+    lines = [f"Followed by {counts[best]} of {_n(ok, 'successful run')}:", ""]
+    for i, tool in enumerate(best[:MAX_STEPS], 1):
+        keys = [_code(k, 40) for k in argument_keys(runs, tool)[:6]]
+        args = f" with {', '.join(keys)}" if keys else ""
+        lines.append(f"{i}. Call {_code(tool)}{args}.")
+    if len(best) > MAX_STEPS:
+        lines.append(f"{MAX_STEPS + 1}. Continue as needed ({len(best) - MAX_STEPS} more calls).")
+    others = [p for p in ranked[1:4] if counts[p] > 1][:2]
+    if others:
+        lines.append("")
+        lines.append("Other paths that worked:")
+        lines.append("")
+        for path in others:
+            shown = " → ".join(_code(t, 60) for t in path[:8]) + (" → …" if len(path) > 8 else "")
+            lines.append(f"- {shown} ({_n(counts[path], 'run')})")
+    return lines
+
+
+def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
+    lines: list[str] = []
+    recovered = recovered_errors(runs)
+    for pattern in error_patterns(runs)[:MAX_PITFALLS]:
+        rec = recovered[(pattern.tool, pattern.message.lower())]
+        also = f"; {_n(rec, 'successful run')} hit it too and recovered" if rec else ""
+        lines.append(
+            f'- {_code(pattern.tool)} failed with "{pattern.message}": seen '
+            f"{_n(pattern.count, 'time')} in {_n(pattern.failed_runs, 'failed run')}{also}."
+        )
+    ok_tools, failed_tools = _tool_runs(_ok(runs)), _tool_runs(_failed(runs))
+    only_failed = sorted(
+        (t for t in failed_tools if t not in ok_tools), key=lambda t: (-failed_tools[t], t)
+    )
+    for tool in only_failed[:5]:
+        lines.append(
+            f"- {_code(tool)} was used by {_n(failed_tools[tool], 'failed run')} "
+            "and by no successful run."
+        )
+    return lines or ["- No errors or failure-only tools in these runs."]
+
+
+def render_block(cluster: Cluster, max_listed_ids: int = 20) -> str:
+    """The managed block: When to use, Procedure, Pitfalls and Evidence, from the cluster's runs."""
+    runs = cluster.members
+    ev = evidence(runs)
+    every = _tool_runs(runs)
+    lines = ["## When to use", ""]
+    if cluster.keywords:
+        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
+    tools = _main_tools(runs)
+    if tools:
+        shown = ", ".join(f"{_code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
+        lines.append(f"- Main tools: {shown}")
+    lines += ["", "## Procedure", "", *_procedure(runs), "", "## Pitfalls", "", *_pitfalls(runs)]
+    listed = ", ".join(_code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
+    more = len(ev.trajectory_ids) - max_listed_ids
+    unknown = ev.runs - ev.successes - ev.failures
+    lines += [
+        "",
+        "## Evidence",
+        "",
+        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, {unknown} unknown); "
+        f"success rate {_pct(ev.successes, ev.successes + ev.failures)}",
+        f"- Cluster: `{cluster.id}`",
+        f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
+        f"- Fingerprint: `{ev.fingerprint}`",
+    ]
+    return "\n".join(lines)
+
+
+def _summary(verb: str, name: str, ev: Evidence, path: Sequence[str]) -> str:
+    known = ev.successes + ev.failures
+    head = f"{verb} {name}: {ev.successes}/{known} runs succeed"
+    tools = [sanitize_inline(t, 40) for t in path]
+    options = []
+    if tools:
+        options.append(f"{head} via {' → '.join(tools)}")
+        if len(tools) > 2:
+            options.append(f"{head} via … → {tools[-2]} → {tools[-1]}")
+            options.append(f"{head} via {tools[0]} → … → {tools[-1]}")
+        options.append(f"{head} via {tools[-1]}")
+    options.append(head)
+    for option in options:
+        if len(option) <= 72:
+            return option
+    return head[:71] + "…"
+
+
+def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int) -> str:
+    known = ev.successes + ev.failures
+    words = ", ".join(sanitize_inline(k, 40) for k in cluster.keywords[:5]) or "none"
+    text = (
+        f"Cluster {cluster.id} groups {ev.runs} similar runs (key terms: {words}). "
+        f"{ev.successes} of {known} runs with a known outcome succeeded "
+        f"({_pct(ev.successes, known)})"
+    )
+    if path:
+        shown = " → ".join(sanitize_inline(t, 40) for t in path)
+        text += f"; {ok_on_path} successful runs followed {shown}"
+    text += "."
+    top = ev.errors[:3]
+    if top:
+        pits = "; ".join(
+            f'{sanitize_inline(p.tool, 40)} "{p.message}" ({_n(p.count, "time")} in '
+            f"{_n(p.failed_runs, 'failed run')})"
+            for p in top
+        )
+        text += f" Top pitfalls: {pits}."
+    return text
+
+
+def _version(meta: Mapping[str, Any]) -> int:
+    try:
+        return max(int(str(meta.get(VERSION_KEY, "1")).strip()), 0)
+    except ValueError:
+        return 1
+
+
+def synthesize(
+    cluster: Cluster,
+    name: str,
+    existing: SkillDoc | None = None,
+    *,
+    max_listed_ids: int = 20,
+    mapped_by: str = "",
+) -> SkillChange | None:
+    """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
+
+    A managed skill with the same evidence and block is left alone, even if a reviewer edited
+    its description; a person-written skill only ever gets its managed block inserted/replaced."""
+    runs = cluster.members
+    ev = evidence(runs)
+    block = render_block(cluster, max_listed_ids)
+    counts = path_counts(runs)
+    path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
+    reason = _reason(cluster, ev, path, counts[path] if path else 0)
+    ours = {
+        MANAGED_KEY: "true",
+        CLUSTER_KEY: cluster.id,
+        EVIDENCE_KEY: f"{ev.runs} runs, {_pct(ev.successes, ev.successes + ev.failures)} success",
+        FINGERPRINT_KEY: ev.fingerprint,
+    }
+    if existing is None:
+        fm: dict[str, Any] = {"name": name, "description": describe(name, cluster)}
+        fm["metadata"] = {**ours, VERSION_KEY: "1"}
+        intro = (
+            f"# {_title(name, cluster)}\n\nHow agents get this kind of task done, learned "
+            "by skillforge from past runs. The part between the skillforge markers is "
+            "regenerated as new runs arrive; edit anywhere outside it.\n"
+        )
+        content = render(fm, replace_managed_block(intro, block))
+        reason += " No skill in the library covered these runs, so this creates one."
+        return _change(name, "create", content, ev, path, reason, cluster)
+    text = existing.text.replace("\r\n", "\n")
+    fm, body = parse(text)
+    new_body = replace_managed_block(body, block)
+    if not is_managed(fm):
+        content = split(text)[0] + new_body
+        if content == text:
+            return None
+        reason += (
+            f" {existing.name} is a person-written skill: its frontmatter and all text outside "
+            "the skillforge markers are kept; only the managed block is "
+            + ("replaced." if find_managed_block(body) else "added.")
+        )
+        issues = problems(content, existing.name)
+        if issues:
+            reason += f" Its frontmatter needs a person's fix: {'; '.join(issues)}."
+    else:
+        meta = dict(fm.get("metadata") or {})
+        if new_body == body and meta.get(FINGERPRINT_KEY) == ev.fingerprint:
+            return None
+        old = _version(meta)
+        fm = {**fm, "name": existing.name, "description": describe(existing.name, cluster)}
+        fm["metadata"] = {**meta, **ours, VERSION_KEY: str(old + 1)}
+        content = render(fm, new_body)
+        before = meta.get(FINGERPRINT_KEY)
+        reason += f" Updates skillforge's skill {existing.name} from version {old} to {old + 1}"
+        reason += f" (evidence {before} → {ev.fingerprint})." if before else "."
+    if mapped_by:
+        reason += f" Matched to {existing.name} because {mapped_by}."
+    return _change(existing.name, "update", content, ev, path, reason, cluster)
+
+
+def _change(
+    name: str, action: str, content: str, ev: Evidence, path: Sequence[str], reason: str, c: Cluster
+) -> SkillChange:
+    verb = "Add" if action == "create" else "Update"
+    summary = _summary(verb, name, ev, path)
+    return SkillChange.model_validate(
+        {"skill": name, "action": action, "content": content, "summary": summary,
+         "reason": reason, "evidence": ev, "cluster": c.id}
+    )
+
+
+def tool_idf(runs: Sequence[Trajectory]) -> dict[str, float]:
+    """Inverse document frequency of each tool name over runs (rare tools weigh more)."""
+    return idf(tool_path(r) for r in runs)

@@ -1,0 +1,109 @@
+"""redact() removes each kind of secret and PII, and leaves look-alikes alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from evolver.redact import redact, sanitize_inline
+
+PLANTED = {
+    "openai-key": "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+    "openai-proj": "sk-proj-Abc123_def456-GHI789jkl012MNO345pqr",
+    "anthropic-key": "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abc",
+    "aws-key": "AKIAIOSFODNN7EXAMPLE",
+    "github-ghp": "ghp_1234567890abcdefghijABCDEFGHIJ123456",
+    "github-gho": "gho_1234567890abcdefghijABCDEFGHIJ123456",
+    "github-ghs": "ghs_1234567890abcdefghijABCDEFGHIJ123456",
+    "github-pat": "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ",
+    "slack-token": "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+    "google-key": "AIzaSyA1234567890abcdefghijklmnopqrstuv",
+    "jwt": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9P",
+    "email": "jane.doe+tag@mail.example.co.uk",
+    "card-visa": "4111 1111 1111 1111",
+    "card-dashes": "5500-0000-0000-0004",
+    "card-plain": "378282246310005",
+    "phone-us": "(415) 555-2671",
+    "phone-us-dashes": "415-555-2671",
+    "phone-intl": "+44 20 7946 0958",
+    "phone-intl-compact": "+14155552671",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLANTED))
+def test_each_kind_is_redacted(kind: str) -> None:
+    secret = PLANTED[kind]
+    out = redact(f"before {secret} after")
+    assert secret not in out
+    assert "[REDACTED:" in out
+    assert out.startswith("before ") and out.endswith(" after")
+
+
+@pytest.mark.parametrize(
+    ("text", "secret", "kept"),
+    [
+        ("Authorization: Bearer abc.DEF-123_456~xyz", "abc.DEF-123_456~xyz", "Bearer"),
+        ("postgres://admin:hunter2@db.example.com:5432/app", "hunter2", "db.example.com"),
+        ("https://bob:s3cr3t@example.org/path", "s3cr3t", "https://"),
+        ("password=correcthorse", "correcthorse", "password="),
+        ('{"api_key": "zz-not-a-known-format-123"}', "zz-not-a-known-format-123", '"api_key"'),
+        ("db_password: 'tr0ub4dor&3'", "tr0ub4dor&3", "db_password"),
+        ("secret=abcdef123 and more", "abcdef123", "and more"),
+        ("access_token=qwertyuiop", "qwertyuiop", "access_token"),
+        ("client_secret = 'pa ss'", "pa ss", "client_secret"),
+    ],
+)
+def test_structured_secrets(text: str, secret: str, kept: str) -> None:
+    out = redact(text)
+    assert secret not in out
+    assert kept in out
+
+
+def test_pem_block_is_removed_whole() -> None:
+    pem = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA1234\nabcdEFGH==\n"
+        "-----END RSA PRIVATE KEY-----"
+    )
+    out = redact(f"key:\n{pem}\nthanks")
+    assert "MIIEow" not in out and "abcdEFGH" not in out
+    assert out == "key:\n[REDACTED:private-key]\nthanks"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Flight HAT136 departs 2024-05-20 at 11:00",
+        "It costs $1,234.56 or 1234.56 EUR",
+        "reservation 4WQ150 and order #W2378156",
+        "order 1234567890123 (13 digits, fails Luhn)",
+        "user id 5551234567 is a bare digit run",
+        "the token is invalid, please retry",
+        "max_tokens: 512 and token_count=40",
+        "use sk-learn for this",
+        "call me at extension 1234",
+        "the year range 1990-2024",
+        "email me at support (at) example",
+        "user_id mia_li_3668 and payment credit_card_4421486",
+    ],
+)
+def test_near_misses_survive(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_redact_is_idempotent() -> None:
+    text = " ".join(PLANTED.values()) + " password=abc token: [REDACTED:jwt]"
+    once = redact(text)
+    assert redact(once) == once
+
+
+def test_sanitize_inline_neutralises_markdown() -> None:
+    out = sanitize_inline("# Title\n<script>alert(1)</script> `code` | table\n\n[x](http://e)")
+    assert "\n" not in out and "<" not in out and ">" not in out and "`" not in out
+    assert "|" not in out and not out.startswith("#") and "](" not in out
+    assert "script" in out  # the words survive, only the markup goes
+
+
+def test_sanitize_inline_truncates_and_redacts() -> None:
+    out = sanitize_inline("contact jane@example.com " + "word " * 100, limit=40)
+    assert len(out) == 40 and out.endswith("…")
+    assert "jane@example.com" not in out
+    assert "<!-- skillforge:end -->" not in sanitize_inline("x <!-- skillforge:end --> y")

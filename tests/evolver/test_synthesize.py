@@ -1,0 +1,217 @@
+"""One cluster to one SkillChange: naming, procedure, pitfalls, evidence, updates."""
+
+from __future__ import annotations
+
+import re
+
+from evolver.changes import SkillDoc
+from evolver.cluster import Cluster, cluster
+from evolver.graph import error_patterns, evidence, fingerprint
+from evolver.skilldoc import BLOCK_BEGIN, BLOCK_END, parse, problems
+from evolver.synthesize import action_tool, argument_keys, derive_name, synthesize, tool_idf
+from tests.evolver.conftest import refund_runs, run, shipping_runs
+
+
+def _refund_cluster() -> Cluster:
+    runs = refund_runs() + shipping_runs()
+    return next(c for c in cluster(runs, 0.3) if c.members[0].id.startswith("r"))
+
+
+def _section(content: str, title: str) -> str:
+    return content.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0].split(BLOCK_END)[0]
+
+
+def test_planted_error_pattern_is_counted() -> None:
+    patterns = error_patterns(refund_runs())
+    assert len(patterns) == 1
+    p = patterns[0]
+    assert (p.tool, p.message, p.count, p.failed_runs) == (
+        "issue_refund",
+        "refund window closed for order N",
+        4,
+        3,
+    )
+
+
+def test_errors_in_successful_runs_are_not_failure_patterns() -> None:
+    runs = refund_runs(n_failed=0) + [
+        run("x", "t", [("issue_refund", {}, "Error: timeout after 30s")], success=True)
+    ]
+    assert error_patterns(runs) == ()
+
+
+def test_pitfalls_section_shows_counts() -> None:
+    change = synthesize(_refund_cluster(), "issue-refund")
+    assert change is not None
+    pitfalls = _section(change.content, "Pitfalls")
+    assert (
+        '`issue_refund` failed with "refund window closed for order N": '
+        "seen 4 times in 3 failed runs" in pitfalls
+    )
+    assert "`escalate_ticket` was used by 1 failed run and by no successful run" in pitfalls
+    assert "B12345" not in change.content  # ids inside error texts are abstracted
+
+
+def test_procedure_follows_the_best_path_with_argument_keys() -> None:
+    change = synthesize(_refund_cluster(), "issue-refund")
+    assert change is not None
+    procedure = _section(change.content, "Procedure")
+    assert "Followed by 3 of 4 successful runs" in procedure
+    steps = re.findall(r"^\d+\. Call `([^`]+)` with (.*)\.$", procedure, re.M)
+    assert steps == [
+        ("find_order", "`order_id`, `customer`"),
+        ("issue_refund", "`amount`, `order_id`"),
+    ]
+    assert argument_keys(refund_runs(), "find_order") == ["order_id", "customer"]
+
+
+def test_new_skill_content_and_metadata() -> None:
+    c = _refund_cluster()
+    change = synthesize(c, "issue-refund", max_listed_ids=3)
+    assert change is not None and change.action == "create"
+    assert problems(change.content, "issue-refund") == []
+    fm, body = parse(change.content)
+    assert fm["name"] == "issue-refund"
+    assert fm["metadata"] == {
+        "skillforge.managed": "true",
+        "skillforge.cluster": c.id,
+        "skillforge.evidence": "7 runs, 57% success",
+        "skillforge.fingerprint": change.evidence.fingerprint,
+        "skillforge.version": "1",
+    }
+    assert "refund" in fm["description"] and "find_order" in fm["description"]
+    assert body.startswith("# Issue refund\n")
+    assert body.count(BLOCK_BEGIN) == 1 and body.count(BLOCK_END) == 1
+    for title in ("When to use", "Procedure", "Pitfalls", "Evidence"):
+        assert f"\n## {title}\n" in body.split(BLOCK_BEGIN)[1]
+    ev = _section(change.content, "Evidence")
+    assert "`r-bad-0`, `r-bad-1`, `r-bad-2` and 4 more" in ev
+    assert len(change.evidence.trajectory_ids) == 7
+    assert change.summary == "Add issue-refund: 4/7 runs succeed via find_order → issue_refund"
+
+
+def test_fingerprint_depends_on_ids_and_outcomes_only() -> None:
+    a = refund_runs()
+    assert fingerprint(a) == fingerprint(list(reversed(a)))
+    flipped = [run(a[0].id, a[0].task, [], success=False), *a[1:]]
+    assert fingerprint(flipped) != fingerprint(a)
+    assert evidence(a).success_rate == round(4 / 7, 4)
+
+
+def test_unknown_outcomes_count_as_neither() -> None:
+    runs = refund_runs() + [run("u-1", "Refund order", ["find_order"], success=None)]
+    ev = evidence(runs)
+    assert (ev.runs, ev.successes, ev.failures) == (8, 4, 3)
+    assert ev.success_rate == round(4 / 7, 4)
+
+
+def test_naming_prefers_the_distinctive_action_tool() -> None:
+    c = _refund_cluster()
+    weights = tool_idf(c.members)
+    assert action_tool(c, weights) == "issue_refund"  # find_order is a query tool
+    assert derive_name(c, weights, set()) == "issue-refund"
+    taken = {"issue-refund"}
+    second = derive_name(c, weights, taken)
+    assert second != "issue-refund" and second.startswith("issue-refund-")
+    assert derive_name(c, weights, taken | {second}) not in taken | {second}
+
+
+def test_a_look_up_only_cluster_is_named_by_its_look_up_tool() -> None:
+    runs = [
+        run(f"q{i}", "Summarise weather forecast for harbour", ["get_weather"]) for i in range(4)
+    ]
+    c = cluster(runs, 0.3)[0]
+    assert derive_name(c, tool_idf(runs), set()) == "get-weather"
+
+
+def test_names_fall_back_to_keywords_when_only_helpers_were_used() -> None:
+    runs = [run(f"q{i}", "Summarise weather forecast for harbour", ["think"]) for i in range(4)]
+    c = cluster(runs, 0.3)[0]
+    name = derive_name(c, tool_idf(runs), set())
+    assert name.split("-")[0] in {"forecast", "harbour", "summarise", "weather"}
+
+
+def _managed(c: Cluster) -> SkillDoc:
+    change = synthesize(c, "issue-refund")
+    assert change is not None
+    return SkillDoc(name="issue-refund", text=change.content)
+
+
+def test_same_evidence_gives_no_change() -> None:
+    c = _refund_cluster()
+    assert synthesize(c, "issue-refund", _managed(c)) is None
+
+
+def test_managed_skill_is_updated_in_place_keeping_edits_outside_the_block() -> None:
+    old = _refund_cluster()
+    doc = _managed(old)
+    edited = doc.text.replace(
+        "# Issue refund\n", "# Issue refund\n\nReviewer: check the policy first.\n"
+    )
+    edited += "\nA footnote a reviewer added.\n"
+    more = refund_runs() + refund_runs("r2", 2, 1) + shipping_runs()
+    new = next(c for c in cluster(more, 0.3) if c.members[0].id.startswith("r"))
+    change = synthesize(new, "issue-refund", SkillDoc(name="issue-refund", text=edited))
+    assert change is not None and change.action == "update" and change.skill == "issue-refund"
+    fm, body = parse(change.content)
+    assert fm["metadata"]["skillforge.version"] == "2"
+    assert "Reviewer: check the policy first." in body
+    assert body.endswith("\nA footnote a reviewer added.\n")
+    assert "10 runs" in fm["metadata"]["skillforge.evidence"]
+    assert "version 1 to 2" in change.reason
+    assert problems(change.content, "issue-refund") == []
+
+
+PERSON = """---
+name: issue-refund
+description: How our team issues refunds (hand-written).
+license: Apache-2.0
+---
+# Refunds, the way we do them
+
+Always apologise first. Never refund more than the order total.
+"""
+
+
+def test_person_written_skill_keeps_its_text() -> None:
+    c = _refund_cluster()
+    change = synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=PERSON))
+    assert change is not None and change.action == "update"
+    assert change.content.startswith(PERSON)  # frontmatter and body byte-identical, block after
+    assert "person-written" in change.reason
+    fm, body = parse(change.content)
+    assert fm["description"] == "How our team issues refunds (hand-written)."
+    assert "metadata" not in fm
+    assert "## Pitfalls" in body.split(BLOCK_BEGIN)[1]
+    assert problems(change.content, "issue-refund") == []
+    # a second pass with the same runs changes nothing; edits outside the block survive new runs
+    again = SkillDoc(name="issue-refund", text=change.content)
+    assert synthesize(c, "issue-refund", again) is None
+    edited = change.content.replace("Always apologise first.", "Always apologise, then listen.")
+    more = next(
+        x
+        for x in cluster(refund_runs() + refund_runs("r3", 1, 1) + shipping_runs(), 0.3)
+        if x.members[0].id.startswith("r")
+    )
+    updated = synthesize(more, "issue-refund", SkillDoc(name="issue-refund", text=edited))
+    assert updated is not None
+    assert updated.content.split(BLOCK_BEGIN)[0] == edited.split(BLOCK_BEGIN)[0]
+    assert "9 runs" in updated.content
+
+
+def test_reviewer_description_edit_alone_is_not_reverted() -> None:
+    c = _refund_cluster()
+    doc = _managed(c)
+    fm, _ = parse(doc.text)
+    edited = doc.text.replace(fm["description"], "Refunds, reworded by a reviewer.")
+    assert synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=edited)) is None
+    tampered = doc.text.replace("1. Call `find_order`", "1. Call `whatever`")
+    fixed = synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=tampered))
+    assert fixed is not None and "1. Call `find_order`" in fixed.content  # the block is ours
+
+
+def test_person_skill_with_bad_frontmatter_is_flagged_not_rewritten() -> None:
+    text = "---\nname: issue-refund\ndescription: d\nversion: 3\n---\nNotes.\n"
+    change = synthesize(_refund_cluster(), "issue-refund", SkillDoc(name="issue-refund", text=text))
+    assert change is not None and change.content.startswith(text)
+    assert "needs a person's fix" in change.reason and "version" in change.reason
