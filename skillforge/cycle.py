@@ -1,0 +1,190 @@
+"""One evolution cycle: stored trajectories and the library's main in, a proposal branch out.
+
+The evolver decides what to change; this module does the I/O around it. Commits are
+built on `evolve/<cycle-id>` without touching the working copy, pushed, then recorded.
+A crash at any point leaves main untouched; the next cycle cleans up and redoes the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from evolver import skilldoc
+from evolver.changes import SkillChange
+from evolver.pipeline import EvolveParams, evolve
+
+from .config import Config
+from .library import CommitSpec, FileChange, LibraryRepo
+from .output import write_line
+from .proposal import describe
+from .store import Store, utcnow
+
+BRANCH_PREFIX = "evolve/"
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What a cycle did, for the CLI, the daemon's log and the tests."""
+
+    id: str
+    status: str  # nothing-new | done | failed
+    trajectories: int = 0
+    new: int = 0
+    changes: int = 0
+    proposal: str | None = None
+    description: Path | None = None
+    message: str = ""
+
+
+def run_cycle(
+    store: Store,
+    repo: LibraryRepo,
+    config: Config,
+    *,
+    now: datetime | None = None,
+    say: Callable[[str], None] = write_line,
+) -> CycleResult:
+    """Run one cycle now. Holds the library lock throughout, so cycles never overlap."""
+    now = now or utcnow()
+    with repo.lock():
+        store.interrupt_running_cycles(now=now)  # under the lock, a 'running' cycle is a dead one
+        _drop_orphan_branches(store, repo)
+        high_water, evolved = store.high_water(), store.evolved_high_water()
+        cycle_id = f"{now:%Y%m%d-%H%M%S}-{store.count('cycles') + 1:04d}"
+        store.start_cycle(cycle_id, high_water, now=now)
+        if high_water == evolved:
+            store.finish_cycle(cycle_id, "nothing-new", now=utcnow(), trajectories=0, changes=0)
+            return CycleResult(
+                cycle_id, "nothing-new", message="no new trajectories; nothing to do"
+            )
+        try:
+            result = _evolve_and_propose(store, repo, config, cycle_id, high_water, evolved, say)
+        except Exception as exc:
+            store.finish_cycle(
+                cycle_id, "failed", now=utcnow(), error=f"{type(exc).__name__}: {exc}"
+            )
+            raise
+        store.finish_cycle(
+            cycle_id,
+            "done",
+            now=utcnow(),
+            trajectories=result.trajectories,
+            changes=result.changes,
+            proposal=result.proposal,
+        )
+        return result
+
+
+def _evolve_and_propose(
+    store: Store,
+    repo: LibraryRepo,
+    config: Config,
+    cycle_id: str,
+    high_water: int,
+    evolved: int,
+    say: Callable[[str], None],
+) -> CycleResult:
+    trajectories = list(store.trajectories(upto_seq=high_water))
+    new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
+    say(f"cycle {cycle_id}: {len(trajectories)} trajectories ({new} new)")
+    library = repo.skills("main")
+    params = EvolveParams(min_runs=config.min_runs, min_successes=config.min_successes)
+    changeset = evolve(trajectories, library, params)
+    say(
+        f"cycle {cycle_id}: {len(changeset.clusters)} clusters, "
+        f"{len(changeset.changes)} skill changes against main"
+    )
+    changes = _worth_proposing(store, changeset.changes, say)
+    base = dict(id=cycle_id, trajectories=len(trajectories), new=new)
+    if not changes:
+        return CycleResult(status="done", message="no change to propose", **base)  # type: ignore[arg-type]
+    wanted = {(c.skill, c.evidence.fingerprint) for c in changes}
+    for open_proposal in store.proposals("open"):
+        held = {(c["skill"], c["fingerprint"]) for c in store.proposal_changes(open_proposal["id"])}
+        if held == wanted:
+            message = f"the open proposal {open_proposal['id']} already holds these changes"
+            return CycleResult(status="done", proposal=open_proposal["id"], message=message, **base)  # type: ignore[arg-type]
+
+    branch = BRANCH_PREFIX + cycle_id
+    commits = [
+        CommitSpec(c.commit_message, (FileChange(f"{c.skill}/SKILL.md", c.content),))
+        for c in changes
+    ]
+    base_sha = repo.head("main")
+    shas = repo.commit_on_branch(branch, commits)
+    description = describe(cycle_id, branch, changes, changeset)
+    path = _write_atomically(config.proposals_dir / f"{cycle_id}.md", description)
+    repo.push(f"refs/heads/{branch}")
+    superseded = store.proposals("open")
+    store.add_proposal(
+        {
+            "id": cycle_id,
+            "branch": branch,
+            "status": "open",
+            "created_at": utcnow().isoformat(timespec="seconds"),
+            "base": base_sha,
+            "head": shas[-1] if shas else base_sha,
+            "description": description,
+        },
+        [
+            {
+                "skill": c.skill,
+                "action": c.action,
+                "fingerprint": c.evidence.fingerprint,
+                "content_sha": hashlib.sha256(c.content.encode()).hexdigest(),
+                "summary": c.summary,
+            }
+            for c in changes
+        ],
+    )
+    for old in superseded:
+        store.decide(old["id"], "superseded", reason=f"superseded by {cycle_id}", now=utcnow())
+        repo.delete_branch(old["branch"])
+    say(f"cycle {cycle_id}: proposed {len(changes)} skill changes on {branch}")
+    return CycleResult(
+        status="done",
+        changes=len(changes),
+        proposal=cycle_id,
+        description=path,
+        **base,  # type: ignore[arg-type]
+    )
+
+
+def _worth_proposing(
+    store: Store, changes: tuple[SkillChange, ...], say: Callable[[str], None]
+) -> list[SkillChange]:
+    """Drop changes a reviewer rejected on the same evidence, and any invalid skill file."""
+    rejected = store.known_changes(["rejected"])
+    kept = []
+    for change in changes:
+        if (change.skill, change.evidence.fingerprint) in rejected:
+            say(f"  skip {change.skill}: rejected before on the same evidence")
+            continue
+        problems = skilldoc.problems(change.content, change.skill)
+        if problems:
+            say(f"  skip {change.skill}: not a valid Agent Skill ({'; '.join(problems)})")
+            continue
+        kept.append(change)
+    return kept
+
+
+def _drop_orphan_branches(store: Store, repo: LibraryRepo) -> None:
+    """Remove evolve/* branches no open proposal owns (left by a crash mid-cycle)."""
+    owned = {p["branch"] for p in store.proposals("open")}
+    for remote in (False, True):
+        for branch in repo.branches(BRANCH_PREFIX, remote=remote):
+            if branch not in owned:
+                repo.delete_branch(branch, remote=remote)
+
+
+def _write_atomically(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return path

@@ -1,0 +1,84 @@
+"""The proposal description a reviewer reads: summary table, per-skill reasons and evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from evolver.changes import ChangeSet, SkillChange
+
+MAX_IDS = 50
+
+
+def describe(
+    proposal_id: str, branch: str, changes: Sequence[SkillChange], changeset: ChangeSet
+) -> str:
+    """Markdown for a proposal (also the body of a pull request on a code host)."""
+    runs = changeset.trajectories
+    lines = [
+        f"# Skill proposal {proposal_id}",
+        "",
+        f"{len(changes)} skill change{'s' if len(changes) != 1 else ''} learned from {runs} "
+        f"trajectories, on branch `{branch}`.",
+        "",
+        "| Skill | Change | Runs | Success rate | Most frequent pitfall |",
+        "|---|---|---|---|---|",
+    ]
+    for change in changes:
+        ev = change.evidence
+        top = ev.errors[0] if ev.errors else None
+        pitfall = f"`{top.tool}` ({top.count}×)" if top else "none seen"
+        action = "new" if change.action == "create" else "update"
+        lines.append(
+            f"| `{change.skill}` | {action} | {ev.runs} | {ev.success_rate:.0%} "
+            f"({ev.successes}/{ev.runs}) | {pitfall} |"
+        )
+    for change in changes:
+        lines += ["", *_section(change)]
+    if changeset.tool_graph_mermaid:
+        lines += [
+            "",
+            "## Tool transitions",
+            "",
+            "Tools as nodes; an edge per observed transition (count, success rate of its runs).",
+            "",
+            "```mermaid",
+            changeset.tool_graph_mermaid.strip(),
+            "```",
+        ]
+    lines += [
+        "",
+        "## How to review",
+        "",
+        "```",
+        f"skillforge review show {proposal_id}      # the diff and this description",
+        f"skillforge review accept {proposal_id}    # merge into main and push",
+        f'skillforge review reject {proposal_id} --reason "..."',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _section(change: SkillChange) -> list[str]:
+    ev = change.evidence
+    ids = ", ".join(f"`{i}`" for i in ev.trajectory_ids[:MAX_IDS])
+    if len(ev.trajectory_ids) > MAX_IDS:
+        ids += f" and {len(ev.trajectory_ids) - MAX_IDS} more"
+    lines = [
+        f"## `{change.skill}` ({'new skill' if change.action == 'create' else 'update'})",
+        "",
+        f"**{change.summary}**",
+        "",
+        change.reason,
+        "",
+        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, "
+        f"{ev.success_rate:.0%} success), cluster `{change.cluster}`",
+        f"- Evidence fingerprint: `{ev.fingerprint}`",
+        f"- Trajectories: {ids}",
+    ]
+    if ev.errors:
+        lines += ["", "| Tool | Error | Seen | Failed runs |", "|---|---|---|---|"]
+        for err in ev.errors[:10]:
+            message = err.message.replace("|", "/")
+            lines.append(f"| `{err.tool}` | {message} | {err.count} | {err.failed_runs} |")
+    return lines
