@@ -1,0 +1,38 @@
+"""`skillforge ingest PATH...`: take files or folders in once, with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..intake import IngestResult, expand, ingest_file, pending_bytes, quarantine_file_sink
+from ..output import Progress, write_line
+from ..store import Store
+
+
+def ingest(config: Config, paths: list[Path]) -> int:
+    files = expand(paths)
+    sink = quarantine_file_sink(config.quarantine_file)
+    total = IngestResult()
+    with Store(config.db_path) as store, Progress(pending_bytes(store, files), "ingesting") as bar:
+        for path in files:
+            total.add(
+                ingest_file(
+                    store,
+                    path,
+                    max_line_bytes=config.max_line_bytes,
+                    on_quarantine=sink,
+                    on_progress=bar.update,
+                )
+            )
+    for note in total.notes:
+        write_line(note)
+    write_line(
+        f"{total.files} files, {total.lines} lines: {total.stored} trajectories stored, "
+        f"{total.duplicates} already stored, {total.quarantined} quarantined"
+    )
+    if total.quarantined:
+        write_line(
+            f"quarantined lines and reasons: {config.quarantine_file} (or `skillforge status`)"
+        )
+    return 0

@@ -1,0 +1,56 @@
+"""`skillforge status`: intake, quarantine, cycles, proposals and the library at a glance."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..library import LibraryRepo
+from ..output import write_line
+from ..store import Store
+
+
+def status(config: Config) -> int:
+    with Store(config.db_path) as store:
+        total = store.count("trajectories")
+        succeeded = store.count("trajectories", "success = 1")
+        failed = store.count("trajectories", "success = 0")
+        files = store.count("files")
+        quarantined = store.count("quarantine")
+        pending = store.high_water() - store.evolved_high_water()
+        last = store.last_cycle()
+        state = store.state()
+        open_proposals = store.proposals("open")
+        recent_bad = store.quarantine(limit=5)
+        usage = store.skill_usage()
+        duplicates = store.counter("duplicates")
+    write_line(f"store        {config.db_path}")
+    write_line(
+        f"ingested     {total} trajectories ({succeeded} succeeded, {failed} failed) "
+        f"from {files} files; {duplicates} duplicates ignored"
+    )
+    write_line(
+        f"quarantined  {quarantined} lines"
+        + (f" (see {config.quarantine_file})" if quarantined else "")
+    )
+    for row in recent_bad:
+        write_line(f"  {row['file']}:{row['line']}: {row['reason']}")
+    write_line(f"not evolved  {pending} trajectories")
+    if last:
+        write_line(
+            f"last cycle   {last['id']} {last['status']} at {last['started_at']}"
+            + (f" ({last['error']})" if last.get("error") else "")
+        )
+    else:
+        write_line("last cycle   none yet")
+    daemon = f"running (pid {state['pid']})" if state.get("pid") else "not running"
+    write_line(f"daemon       {daemon}; next cycle {state.get('next_cycle') or 'not scheduled'}")
+    write_line(f"proposals    {len(open_proposals)} open")
+    for row in open_proposals:
+        write_line(f"  {row['id']}  {row['branch']}  (skillforge review show {row['id']})")
+    if config.library_path.exists():
+        skills = LibraryRepo(config.library_path, config.remote_url).skills("main")
+        write_line(f"library      {len(skills)} skills on main ({config.library_path})")
+        for skill in skills:
+            write_line(f"  {skill.name:<40} used in {usage.get(skill.name, 0)} runs")
+    else:
+        write_line("library      not created yet (it is on the first serve or evolve)")
+    return 0

@@ -1,0 +1,177 @@
+"""`skillforge serve`: watch the inbox, take trajectories in, run cycles on a schedule.
+
+The main thread does intake (one SQLite connection); an apscheduler job runs cycles on
+its own thread with its own connection. `max_instances=1, coalesce=True` keep cycles from
+overlapping, and the library lock keeps them apart from the review CLI. On SIGTERM or
+Ctrl-C intake stops between batches and a running cycle is allowed to finish.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config
+from .cycle import run_cycle
+from .errors import SkillforgeError
+from .intake import IngestResult, ingest_file, quarantine_file_sink
+from .library import LibraryRepo
+from .output import write_line
+from .store import Store, utcnow
+from .watcher import watch_inbox
+
+JOB_ID = "evolve"
+MAX_BACK_TO_BACK = 3  # cycles one job run may chain when trajectories keep arriving
+
+
+class Daemon:
+    """Intake on the calling thread, cycles on the scheduler's."""
+
+    def __init__(self, config: Config, *, say: Callable[[str], None] = write_line) -> None:
+        self.config = config
+        self.say = say
+        self.stop = threading.Event()
+        self._cycle_running = threading.Event()
+        self._cycle_requested = threading.Event()
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
+        )
+
+    def run(self) -> int:
+        """Serve until `stop` is set (by a signal or the caller). Returns an exit code."""
+        config = self.config
+        config.home.mkdir(parents=True, exist_ok=True)
+        LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
+        store = Store(config.db_path)
+        try:
+            store.interrupt_running_cycles(now=utcnow())
+            store.set_state(pid=str(os.getpid()), started_at=utcnow().isoformat(timespec="seconds"))
+            self.say(
+                f"skillforge serving: inbox {config.inbox}, store {config.db_path}, "
+                f"library {config.library_path} (remote {config.remote_url})"
+            )
+            self.scheduler.add_job(
+                self._cycle_job,
+                IntervalTrigger(minutes=config.evolve_every_minutes, timezone=UTC),
+                id=JOB_ID,
+            )
+            self.scheduler.start()
+            self._intake_loop(store)
+        finally:
+            self.say("skillforge stopping: waiting for a running cycle to finish")
+            if self.scheduler.running:
+                self.scheduler.shutdown(wait=True)
+            store.set_state(pid=None, next_cycle=None)
+            store.close()
+        self.say("skillforge stopped")
+        return 0
+
+    def _intake_loop(self, store: Store) -> None:
+        sink = quarantine_file_sink(self.config.quarantine_file)
+        first_pass = True
+        for batch in watch_inbox(
+            self.config.inbox,
+            stop=self.stop,
+            sweep_seconds=self.config.sweep_seconds,
+            polling=self.config.polling,
+        ):
+            result = IngestResult()
+            for path in batch:
+                if self.stop.is_set():
+                    return
+                try:
+                    result.add(
+                        ingest_file(
+                            store,
+                            path,
+                            max_line_bytes=self.config.max_line_bytes,
+                            on_quarantine=sink,
+                        )
+                    )
+                except SkillforgeError as exc:
+                    self.say(f"intake: {path}: {exc}")
+            if result.stored or result.quarantined or result.duplicates:
+                self.say(
+                    f"ingested {result.stored} trajectories from {result.files} files "
+                    f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
+                )
+            pending = store.high_water() - store.evolved_high_water()
+            if pending and (first_pass or pending >= self.config.evolve_after):
+                self.request_cycle()
+            first_pass = False
+            self._publish_next_cycle(store)
+
+    def request_cycle(self) -> None:
+        """Run a cycle as soon as possible (once; a running cycle picks the request up)."""
+        if self._cycle_requested.is_set():
+            return
+        self._cycle_requested.set()
+        if not self._cycle_running.is_set():
+            self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+
+    def _cycle_job(self) -> None:
+        self._cycle_running.set()
+        try:
+            for _ in range(MAX_BACK_TO_BACK):
+                self._cycle_requested.clear()
+                self._one_cycle()
+                if not self._cycle_requested.is_set() or self.stop.is_set():
+                    break
+        finally:
+            self._cycle_running.clear()
+
+    def _one_cycle(self) -> None:
+        config = self.config
+        try:
+            with Store(config.db_path) as store:
+                repo = LibraryRepo(config.library_path, config.remote_url)
+                result = run_cycle(store, repo, config, say=self.say)
+        except SkillforgeError as exc:
+            self.say(f"cycle failed: {exc} (it is retried at the next cycle)")
+            return
+        except Exception:  # a bug must not kill the daemon; it is logged for a report
+            path = config.log_dir / f"cycle-crash-{utcnow():%Y%m%d-%H%M%S}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(traceback.format_exc(), encoding="utf-8")
+            self.say(f"cycle crashed unexpectedly; traceback in {path}")
+            return
+        if result.proposal and result.changes:
+            self.say(
+                f"proposal {result.proposal}: {result.changes} skill changes on branch "
+                f"evolve/{result.proposal}, pushed to {config.remote_url}\n"
+                f"  description: {result.description}\n"
+                f"  review:      skillforge review show {result.proposal}\n"
+                f"  accept:      skillforge review accept {result.proposal}"
+            )
+        else:
+            self.say(f"cycle {result.id}: {result.message}")
+
+    def _publish_next_cycle(self, store: Store) -> None:
+        job = self.scheduler.get_job(JOB_ID)
+        when = (
+            job.next_run_time.isoformat(timespec="seconds") if job and job.next_run_time else None
+        )
+        store.set_state(next_cycle=when)
+
+
+def serve(config: Config, *, say: Callable[[str], None] = write_line) -> int:
+    """Run the daemon in the foreground, stopping cleanly on SIGTERM or Ctrl-C."""
+    daemon = Daemon(config, say=say)
+
+    def on_signal(signum: int, frame: object) -> None:
+        daemon.stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return daemon.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
