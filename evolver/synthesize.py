@@ -277,7 +277,7 @@ def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int
     )
     if path:
         shown = " → ".join(sanitize_inline(t, 40) for t in path)
-        text += f"; {ok_on_path} successful runs followed {shown}"
+        text += f"; {_n(ok_on_path, 'successful run')} followed {shown}"
     text += "."
     top = ev.errors[:3]
     if top:

@@ -19,11 +19,11 @@ def review_list(config: Config, status: str | None) -> int:
     if not rows:
         write_line("no proposals" + (f" with status {status}" if status else ""))
         return 0
-    write_line(f"{'ID':<22} {'STATUS':<11} {'CHANGES':>7}  CREATED              BRANCH")
+    write_line(f"{'ID':<22} {'STATUS':<11} {'CHANGES':>7}  CREATED                    BRANCH")
     for row in rows:
         write_line(
             f"{row['id']:<22} {row['status']:<11} {row['changes']:>7}  "
-            f"{row['created_at']:<20} {row['branch']}"
+            f"{row['created_at']:<25} {row['branch']}"
         )
     return 0
 
