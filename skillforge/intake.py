@@ -65,7 +65,9 @@ def ingest_file(
     except FileNotFoundError:
         return IngestResult()
     progress = store.file_progress(key)
-    if (progress.inode is not None and progress.inode != stat.st_ino) or stat.st_size < progress.offset:
+    if (
+        progress.inode is not None and progress.inode != stat.st_ino
+    ) or stat.st_size < progress.offset:
         progress = FileProgress()  # replaced or truncated: start again from the top
     result = IngestResult(files=1)
     if stat.st_size == 0:
@@ -79,9 +81,7 @@ def ingest_file(
 
     def flush() -> None:
         nonlocal parsed, bad, pending_bytes
-        batch = store.record_batch(
-            key, parsed, bad, FileProgress(offset, line_no, stat.st_ino)
-        )
+        batch = store.record_batch(key, parsed, bad, FileProgress(offset, line_no, stat.st_ino))
         result.stored += batch.stored
         result.duplicates += batch.duplicates
         result.quarantined += batch.quarantined
@@ -187,12 +187,18 @@ def _ingest_json_document(
         except InvalidTrajectory as exc:
             raw = json.dumps(record).encode()
             bad.append(Quarantined(str(path), index, index, exc.reason, excerpt(raw)))
-    batch = store.record_batch(key, parsed, bad, FileProgress(stat.st_size, len(records), stat.st_ino))
+    batch = store.record_batch(
+        key, parsed, bad, FileProgress(stat.st_size, len(records), stat.st_ino)
+    )
     if on_quarantine:
         for entry in bad:
             on_quarantine(entry)
     result.lines = len(records)
-    result.stored, result.duplicates, result.quarantined = batch.stored, batch.duplicates, batch.quarantined
+    result.stored, result.duplicates, result.quarantined = (
+        batch.stored,
+        batch.duplicates,
+        batch.quarantined,
+    )
     return result
 
 

@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ class BatchResult:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -223,7 +223,9 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    def trajectories(self, *, after_seq: int = 0, upto_seq: int | None = None) -> Iterator[Trajectory]:
+    def trajectories(
+        self, *, after_seq: int = 0, upto_seq: int | None = None
+    ) -> Iterator[Trajectory]:
         """Stored trajectories in arrival order, optionally within a range of sequence numbers."""
         sql = "SELECT data FROM trajectories WHERE seq > ?"
         params: list[Any] = [after_seq]
@@ -245,9 +247,7 @@ class Store:
         return next(self.db.query(sql, list(params)))["n"]
 
     def quarantine(self, limit: int = 50) -> list[dict[str, Any]]:
-        return list(
-            self.db.query("SELECT * FROM quarantine ORDER BY id DESC LIMIT ?", [limit])
-        )
+        return list(self.db.query("SELECT * FROM quarantine ORDER BY id DESC LIMIT ?", [limit]))
 
     def skill_usage(self) -> dict[str, int]:
         """How many stored runs had each skill loaded."""
@@ -266,8 +266,8 @@ class Store:
         )
 
     def finish_cycle(self, cycle_id: str, status: str, *, now: datetime, **fields: Any) -> None:
-        sets = ", ".join(f"{key} = ?" for key in fields)
-        sql = f"UPDATE cycles SET status = ?, finished_at = ?{', ' if sets else ''}{sets} WHERE id = ?"
+        sets = "".join(f", {key} = ?" for key in fields)
+        sql = f"UPDATE cycles SET status = ?, finished_at = ?{sets} WHERE id = ?"
         self.db.execute(sql, [status, _iso(now), *fields.values(), cycle_id])
 
     def interrupt_running_cycles(self, *, now: datetime) -> list[str]:
@@ -292,9 +292,7 @@ class Store:
 
     # -- proposals ----------------------------------------------------------------------
 
-    def add_proposal(
-        self, proposal: dict[str, Any], changes: Sequence[dict[str, Any]]
-    ) -> None:
+    def add_proposal(self, proposal: dict[str, Any], changes: Sequence[dict[str, Any]]) -> None:
         with self.db.atomic():
             self.db["proposals"].insert(proposal)
             self.db["proposal_changes"].insert_all(

@@ -16,7 +16,9 @@ CHECK_SKILLS = REPO_ROOT.parent / "shared" / "tools" / "check_skills.py"
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Tests never touch the real HOME or the machine's git configuration."""
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text(

@@ -40,10 +40,22 @@ def chat_record(**extra):
         "messages": [
             {"role": "system", "content": "You are helpful."},
             {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}},
-                {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "{not json"}},
-            ]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    },
+                    {
+                        "id": "c2",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{not json"},
+                    },
+                ],
+            },
             {"role": "tool", "tool_call_id": "c2", "content": "Invalid argument: city"},
             {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "18C"}]},
             {"role": "assistant", "content": "It is 18C."},
@@ -75,13 +87,21 @@ def test_same_record_gets_the_same_id_and_a_different_one_differs():
 
 def test_native_schema_round_trips():
     native = {
-        "id": "run-1", "agent": "a", "task": "cancel order W1",
+        "id": "run-1",
+        "agent": "a",
+        "task": "cancel order W1",
         "steps": [
             {"type": "message", "role": "user", "text": "cancel W1"},
-            {"type": "tool_call", "name": "cancel_order", "arguments": {"order_id": "W1"},
-             "result": "Error: shipped", "error_text": "shipped"},
+            {
+                "type": "tool_call",
+                "name": "cancel_order",
+                "arguments": {"order_id": "W1"},
+                "result": "Error: shipped",
+                "error_text": "shipped",
+            },
         ],
-        "outcome": {"reward": 0.0}, "skills": [{"name": "cancel-order", "version": "2"}],
+        "outcome": {"reward": 0.0},
+        "skills": [{"name": "cancel-order", "version": "2"}],
     }
     run = parse_line(json.dumps(native).encode())
     assert run.tool_calls[0].error  # error_text implies error
@@ -96,7 +116,10 @@ def test_native_schema_round_trips():
         (b"\xff\xfe{}", "not valid UTF-8: byte 0xff at position 0"),
         (b"[1, 2]", "a JSON array is not a trajectory"),
         (b'{"foo": 1}', "unrecognised record"),
-        (b'{"task": "x", "steps": [{"type": "tool_call"}]}', "steps.0.tool_call.name: Field required"),
+        (
+            b'{"task": "x", "steps": [{"type": "tool_call"}]}',
+            "steps.0.tool_call.name: Field required",
+        ),
         (b'{"task": "x", "outcome": {"reward": "high"}}', "outcome.reward"),
         (b'{"messages": [{"role": "tool", "content": "x"}]}', "no tool call before it"),
         (b'{"messages": [{"role": "assistant", "content": "hi"}]}', "no task"),
@@ -110,15 +133,23 @@ def test_bad_lines_say_why(raw, reason):
 
 @pytest.mark.parametrize(
     "text",
-    ["Error: flight not found", "error: x", "Traceback (most recent call last):\n ...",
-     "Unknown action foo", '{"error": "bad id"}', "bash: foo: command not found", "Exit code: 2"],
+    [
+        "Error: flight not found",
+        "error: x",
+        "Traceback (most recent call last):\n ...",
+        "Unknown action foo",
+        '{"error": "bad id"}',
+        "bash: foo: command not found",
+        "Exit code: 2",
+    ],
 )
 def test_error_texts_are_recognised(text):
     assert looks_like_error(text)
 
 
 @pytest.mark.parametrize(
-    "text", ["", "18C", "No errors found", '{"error": null, "ok": true}', "errors: 0", "Exit code: 0"]
+    "text",
+    ["", "18C", "No errors found", '{"error": null, "ok": true}', "errors: 0", "Exit code: 0"],
 )
 def test_ordinary_results_are_not_errors(text):
     assert not looks_like_error(text)

@@ -9,7 +9,6 @@ import pytest
 
 from skillforge.intake import ingest_file, ingest_paths, quarantine_file_sink
 from skillforge.store import Store
-
 from tests.conftest import write_jsonl
 
 
@@ -17,7 +16,9 @@ def native(i: int, **extra) -> dict:
     return {
         "id": f"run-{i}",
         "task": f"cancel order W{i}",
-        "steps": [{"type": "tool_call", "name": "cancel_order", "arguments": {"order_id": f"W{i}"}}],
+        "steps": [
+            {"type": "tool_call", "name": "cancel_order", "arguments": {"order_id": f"W{i}"}}
+        ],
         "outcome": {"success": i % 2 == 0},
         **extra,
     }
@@ -77,7 +78,10 @@ def test_a_truncated_or_replaced_file_is_read_again_from_the_top(store, tmp_path
 BAD_LINES = {
     "truncated": (b'{"id": "t", "task": "x", "steps": [{"type": "tool_c', "not valid JSON"),
     "invalid-json": (b"{'single': 'quotes'}", "not valid JSON"),
-    "wrong-schema": (b'{"task": "x", "steps": [{"type": "tool_call", "name": 7}]}', "steps.0.tool_call.name"),
+    "wrong-schema": (
+        b'{"task": "x", "steps": [{"type": "tool_call", "name": 7}]}',
+        "steps.0.tool_call.name",
+    ),
     "non-utf8": (b'{"task": "caf\xe9"}', "not valid UTF-8: byte 0xe9"),
     "not-an-object": (b'"just a string"', "a JSON string is not a trajectory"),
 }

@@ -24,7 +24,9 @@ __all__ = ["parse_line", "parse_record", "validate"]
 def parse_record(record: Any) -> Trajectory:
     """Detect the record's format and convert it."""
     if not isinstance(record, dict):
-        raise InvalidTrajectory(f"a JSON {_json_type(record)} is not a trajectory; expected an object")
+        raise InvalidTrajectory(
+            f"a JSON {_json_type(record)} is not a trajectory; expected an object"
+        )
     if is_tau_record(record):
         return from_tau_record(record)
     if is_chat_record(record):

@@ -78,11 +78,15 @@ def steps_from_messages(messages: list[Any]) -> list[dict[str, Any]]:
     pending: dict[str, dict[str, Any]] = {}  # call id -> its step, waiting for a result
     for position, message in enumerate(messages):
         if not isinstance(message, dict):
-            raise InvalidTrajectory(f"messages[{position}] is {type(message).__name__}, not an object")
+            raise InvalidTrajectory(
+                f"messages[{position}] is {type(message).__name__}, not an object"
+            )
         role = message.get("role")
         text = _text(message.get("content"))
         if role in ("system", "developer", "user"):
-            steps.append({"type": "message", "role": "user" if role == "user" else "system", "text": text})
+            steps.append(
+                {"type": "message", "role": "user" if role == "user" else "system", "text": text}
+            )
         elif role == "assistant":
             if text:
                 steps.append({"type": "message", "role": "assistant", "text": text})
@@ -107,8 +111,8 @@ def steps_from_messages(messages: list[Any]) -> list[dict[str, Any]]:
 
 def _calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     raw = message.get("tool_calls") or []
-    if message.get("function_call"):  # the legacy single-call field
-        raw = [*raw, {"function": message["function_call"]}] if not raw else raw
+    if message.get("function_call") and not raw:  # the legacy single-call field
+        raw = [{"function": message["function_call"]}]
     calls = []
     for item in raw:
         if not isinstance(item, dict):
@@ -117,12 +121,14 @@ def _calls(message: dict[str, Any]) -> list[dict[str, Any]]:
         name = function.get("name")
         if not isinstance(name, str) or not name:
             raise InvalidTrajectory("a tool call has no function name")
-        calls.append({
-            "type": "tool_call",
-            "id": item.get("id"),
-            "name": name,
-            "arguments": _arguments(function.get("arguments")),
-        })
+        calls.append(
+            {
+                "type": "tool_call",
+                "id": item.get("id"),
+                "name": name,
+                "arguments": _arguments(function.get("arguments")),
+            }
+        )
     return calls
 
 

@@ -32,7 +32,9 @@ def looks_like_error(result: str | None) -> bool:
         return False
     first_line = result.lstrip().split("\n", 1)[0]
     return bool(
-        _FIRST_LINE.match(first_line) or _JSON_ERROR.match(result) or _ANYWHERE.search(result[:2000])
+        _FIRST_LINE.match(first_line)
+        or _JSON_ERROR.match(result)
+        or _ANYWHERE.search(result[:2000])
     )
 
 
