@@ -1,0 +1,73 @@
+"""The daemon's triggers with the real watchdog observer and the real apscheduler job."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from skillforge.config import load
+from skillforge.daemon import Daemon
+from tests.conftest import REPO_ROOT
+
+
+class Running:
+    """A Daemon on a thread, collecting what it says."""
+
+    def __init__(self, tmp_path, **settings):
+        self.config = load(
+            environ={}, cwd=tmp_path, overrides={"seed": REPO_ROOT / "skills", **settings}
+        )
+        self.lines: list[str] = []
+        self.daemon = Daemon(self.config, say=self.lines.append)
+        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        self.wait_for("skillforge serving")
+        return self
+
+    def __exit__(self, *exc):
+        self.daemon.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "the daemon did not stop"
+        assert self.lines[-1] == "skillforge stopped"
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.lines) if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no line with {text!r} in {timeout}s:\n" + "\n".join(self.lines))
+
+
+@pytest.fixture
+def airline_lines(airline_records) -> str:
+    return "".join(json.dumps(r) + "\n" for r in airline_records if r["trial"] in (0, 1))
+
+
+def test_the_interval_job_runs_a_cycle(tmp_path, airline_lines):
+    # Neither start-up (the inbox is empty then) nor the count (far below) may trigger it.
+    with Running(tmp_path, evolve_every_minutes=0.01, evolve_after=10**6, sweep_seconds=0.2) as run:
+        (run.config.inbox / "runs.jsonl").write_text(airline_lines)
+        run.wait_for("ingested 100 trajectories")
+        announced = run.wait_for("proposal ")
+    assert "skill changes on branch evolve/" in announced
+
+
+def test_waiting_runs_start_a_cycle_at_start_up(tmp_path, airline_lines):
+    inbox = tmp_path / "trajectories"
+    inbox.mkdir()
+    (inbox / "runs.jsonl").write_text(airline_lines)
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=10**6) as run:
+        run.wait_for("proposal ")
+
+
+def test_enough_new_runs_start_a_cycle_early(tmp_path, airline_lines):
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=50, sweep_seconds=0.2) as run:
+        (run.config.inbox / "runs.jsonl").write_text(airline_lines)
+        run.wait_for("proposal ")
