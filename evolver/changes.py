@@ -49,8 +49,8 @@ class SkillChange(_Model):
     """A new skill or a rewrite of one, with why and on what evidence."""
 
     skill: str = Field(description="Folder name, equal to the frontmatter name.")
-    action: Literal["create", "update"]
-    content: str = Field(description="The whole new SKILL.md.")
+    action: Literal["create", "update", "retire"]
+    content: str = Field(description="The whole new SKILL.md (empty when retiring).")
     summary: str = Field(description="One line: what changed and why (the commit subject).")
     reason: str = Field(description="A paragraph for the reviewer: the evidence in words.")
     evidence: Evidence

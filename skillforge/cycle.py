@@ -111,10 +111,7 @@ def _evolve_and_propose(
             return CycleResult(status="done", proposal=open_proposal["id"], message=message, **base)  # type: ignore[arg-type]
 
     branch = BRANCH_PREFIX + cycle_id
-    commits = [
-        CommitSpec(c.commit_message, (FileChange(f"{c.skill}/SKILL.md", c.content),))
-        for c in changes
-    ]
+    commits = [CommitSpec(c.commit_message, _files(repo, c)) for c in changes]
     base_sha = repo.head("main")
     shas = repo.commit_on_branch(branch, commits)
     description = describe(cycle_id, branch, changes, changeset)
@@ -155,6 +152,13 @@ def _evolve_and_propose(
     )
 
 
+def _files(repo: LibraryRepo, change: SkillChange) -> tuple[FileChange, ...]:
+    """The file writes of a change: SKILL.md, or every file of the folder when retiring."""
+    if change.action == "retire":
+        return tuple(FileChange(path, None) for path in repo.files(change.skill))
+    return (FileChange(f"{change.skill}/SKILL.md", change.content),)
+
+
 def _worth_proposing(
     store: Store, changes: tuple[SkillChange, ...], say: Callable[[str], None]
 ) -> list[SkillChange]:
@@ -164,6 +168,9 @@ def _worth_proposing(
     for change in changes:
         if (change.skill, change.evidence.fingerprint) in rejected:
             say(f"  skip {change.skill}: rejected before on the same evidence")
+            continue
+        if change.action == "retire":
+            kept.append(change)
             continue
         problems = skilldoc.problems(change.content, change.skill)
         if problems:

@@ -296,6 +296,12 @@ class LibraryRepo:
             pos = header_end + 1 + size + 1
         return sorted(docs, key=lambda doc: doc.name)
 
+    def files(self, folder: str, ref: str = MAIN) -> list[str]:
+        """Every file path under `folder/` at `ref` (what retiring a skill must delete)."""
+        check_path(folder)
+        listing = self._git("ls-tree", "-r", "-z", "--name-only", self._need(ref), "--", folder)
+        return sorted(p for p in listing.split("\0") if p.startswith(folder + "/"))
+
     def branches(self, prefix: str = "evolve/", remote: bool = False) -> list[str]:
         """Names of local (or, with remote, origin's) branches that start with `prefix`."""
         if remote:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from evolver.changes import ChangeSet, SkillChange
 
 MAX_IDS = 50
+_KIND = {"create": "new skill", "update": "update", "retire": "retire"}
 
 
 def describe(
@@ -27,7 +28,7 @@ def describe(
         ev = change.evidence
         top = ev.errors[0] if ev.errors else None
         pitfall = f"`{top.tool}` ({top.count}×)" if top else "none seen"
-        action = "new" if change.action == "create" else "update"
+        action = {"create": "new", "update": "update", "retire": "retire"}[change.action]
         lines.append(
             f"| `{change.skill}` | {action} | {ev.runs} | {ev.success_rate:.0%} "
             f"({ev.successes}/{ev.runs}) | {pitfall} |"
@@ -65,7 +66,7 @@ def _section(change: SkillChange) -> list[str]:
     if len(ev.trajectory_ids) > MAX_IDS:
         ids += f" and {len(ev.trajectory_ids) - MAX_IDS} more"
     lines = [
-        f"## `{change.skill}` ({'new skill' if change.action == 'create' else 'update'})",
+        f"## `{change.skill}` ({_KIND[change.action]})",
         "",
         f"**{change.summary}**",
         "",

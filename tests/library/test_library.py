@@ -476,3 +476,15 @@ def test_leaked_git_environment_does_not_redirect_git(
     assert run_git(decoy, "for-each-ref") == ""
     assert not (decoy / ".git" / "index").exists()
     assert not any((decoy / ".git" / "objects").glob("??"))
+
+
+def test_files_lists_a_skill_folder_so_it_can_be_retired_whole(lib: LibraryRepo) -> None:
+    [name] = [doc.name for doc in lib.skills()][:1]
+    files = lib.files(name)
+    assert f"{name}/SKILL.md" in files and all(f.startswith(name + "/") for f in files)
+    assert lib.files("no-such-skill") == []
+    retire = CommitSpec("Retire it", tuple(FileChange(f, None) for f in files))
+    lib.commit_on_branch("evolve/retire", [retire])
+    assert not any(p.startswith(name + "/") for p in tree_paths(lib.workdir, "evolve/retire"))
+    with pytest.raises(UnsafePathError):
+        lib.files("../outside")
