@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config as config_module
 from .commands.evolve import evolve
+from .commands.history import history
 from .commands.ingest import ingest
 from .commands.review import review_accept, review_list, review_reject, review_show
 from .commands.schema import schema
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("evolve", help="run one evolution cycle now")
     commands.add_parser("status", help="what was ingested, cycles, proposals, the library")
     commands.add_parser("schema", help="print the trajectory JSON Schema")
+    history_p = commands.add_parser("history", help="a skill's changes across cycles and its runs")
+    history_p.add_argument("skill")
 
     review_p = commands.add_parser("review", help="list, show, accept or reject proposals")
     actions = review_p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -83,6 +86,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return evolve(config)
     if args.command == "status":
         return status(config)
+    if args.command == "history":
+        return history(config, args.skill)
     if args.action == "list":
         return review_list(config, args.status)
     if args.action == "show":

@@ -135,6 +135,10 @@ def _evolve_and_propose(
                 "fingerprint": c.evidence.fingerprint,
                 "content_sha": hashlib.sha256(c.content.encode()).hexdigest(),
                 "summary": c.summary,
+                "reason": c.reason,
+                "runs": c.evidence.runs,
+                "successes": c.evidence.successes,
+                "version": _version(c),
             }
             for c in changes
         ],
@@ -150,6 +154,18 @@ def _evolve_and_propose(
         description=path,
         **base,  # type: ignore[arg-type]
     )
+
+
+def _version(change: SkillChange) -> str | None:
+    """The skillforge.version the change gives its skill (None when retiring or not set)."""
+    if change.action == "retire":
+        return None
+    try:
+        meta = skilldoc.parse(change.content)[0].get("metadata") or {}
+    except ValueError:
+        return None
+    version = meta.get("skillforge.version") if isinstance(meta, dict) else None
+    return None if version is None else str(version)
 
 
 def _files(repo: LibraryRepo, change: SkillChange) -> tuple[FileChange, ...]:

@@ -72,6 +72,35 @@ def m002_daemon_state(db: Database) -> None:
     db.execute("CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT)")
 
 
+@migrations()
+def m003_ledger(db: Database) -> None:
+    """Per-skill memory: loaded skill versions per run, and each change's figures."""
+    db.executescript(
+        """
+        CREATE TABLE skill_runs (
+            seq INTEGER NOT NULL REFERENCES trajectories(seq), skill TEXT NOT NULL,
+            version TEXT, success INTEGER, PRIMARY KEY (seq, skill)
+        );
+        CREATE INDEX skill_runs_by_skill ON skill_runs (skill, version);
+        ALTER TABLE proposal_changes ADD COLUMN reason TEXT;
+        ALTER TABLE proposal_changes ADD COLUMN runs INTEGER;
+        ALTER TABLE proposal_changes ADD COLUMN successes INTEGER;
+        ALTER TABLE proposal_changes ADD COLUMN version TEXT;
+        """
+    )
+    for row in list(db.query("SELECT seq, data FROM trajectories WHERE skills != '[]'")):
+        _index_skills(db, row["seq"], Trajectory.model_validate_json(row["data"]))
+
+
+def _index_skills(db: Database, seq: int, t: Trajectory) -> None:
+    success = None if t.succeeded is None else int(t.succeeded)
+    for skill in {s.name: s for s in t.skills}.values():
+        db.execute(
+            "INSERT OR IGNORE INTO skill_runs (seq, skill, version, success) VALUES (?,?,?,?)",
+            [seq, skill.name, skill.version, success],
+        )
+
+
 @dataclass(frozen=True)
 class FileProgress:
     """How far intake has read a file: byte offset and number of lines consumed."""
@@ -153,15 +182,7 @@ class Store:
         at = _iso(now or utcnow())
         try:
             with self.db.atomic():
-                stored = 0
-                for trajectory, line in trajectories:
-                    cursor = self.db.execute(
-                        "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
-                        " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
-                        " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        _trajectory_row(trajectory, f"{path}:{line}", at),
-                    )
-                    stored += cursor.rowcount
+                stored = sum(self._insert(t, f"{path}:{line}", at) for t, line in trajectories)
                 duplicates = len(trajectories) - stored
                 quarantined_count = 0
                 for q in quarantined:
@@ -187,15 +208,19 @@ class Store:
         """Store trajectories that arrived other than from a file (tests, HTTP); returns new."""
         at = _iso(utcnow())
         with self.db.atomic():
-            return sum(
-                self.db.execute(
-                    "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
-                    " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
-                    " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _trajectory_row(t, source, at),
-                ).rowcount
-                for t in trajectories
-            )
+            return sum(self._insert(t, source, at) for t in trajectories)
+
+    def _insert(self, t: Trajectory, source: str, at: str | None) -> bool:
+        """Insert one trajectory unless its id is stored; True when it was new."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
+            " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
+            " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            _trajectory_row(t, source, at),
+        )
+        if cursor.rowcount and t.skills:
+            _index_skills(self.db, cursor.lastrowid or 0, t)
+        return bool(cursor.rowcount)
 
     def _bump(self, name: str, by: int) -> None:
         self.db.execute(
@@ -251,11 +276,34 @@ class Store:
 
     def skill_usage(self) -> dict[str, int]:
         """How many stored runs had each skill loaded."""
-        usage: dict[str, int] = {}
-        for row in self.db.query("SELECT skills FROM trajectories WHERE skills != '[]'"):
-            for name in json.loads(row["skills"]):
-                usage[name] = usage.get(name, 0) + 1
-        return usage
+        rows = self.db.query("SELECT skill, count(*) AS n FROM skill_runs GROUP BY skill")
+        return {r["skill"]: r["n"] for r in rows}
+
+    def skill_versions(self, skill: str) -> list[dict[str, Any]]:
+        """Per loaded version of a skill: runs, successes, failures, first and last run seen."""
+        return list(
+            self.db.query(
+                "SELECT s.version, count(*) AS runs, sum(s.success = 1) AS successes,"
+                " sum(s.success = 0) AS failures, min(t.ingested_at) AS first_seen,"
+                " max(t.ingested_at) AS last_seen FROM skill_runs s"
+                " JOIN trajectories t ON t.seq = s.seq WHERE s.skill = ?"
+                " GROUP BY s.version ORDER BY min(s.seq)",
+                [skill],
+            )
+        )
+
+    def ledger(self, skill: str) -> list[dict[str, Any]]:
+        """Every proposed change of a skill, oldest first, with its decision and figures."""
+        return list(
+            self.db.query(
+                "SELECT p.id AS proposal, p.created_at, p.status, p.decided_at,"
+                " p.reason AS decision_reason, c.action, c.summary, c.reason, c.runs,"
+                " c.successes, c.fingerprint, c.version FROM proposal_changes c"
+                " JOIN proposals p ON p.id = c.proposal WHERE c.skill = ?"
+                " ORDER BY p.created_at, p.id",
+                [skill],
+            )
+        )
 
     # -- cycles -------------------------------------------------------------------------
 

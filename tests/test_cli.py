@@ -25,15 +25,14 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
-COMMANDS = ["serve", "ingest", "evolve", "status", "schema", "review"]
-
-
 def test_every_command_has_help_and_is_in_the_readme():
     sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
-    assert sorted(sub.choices) == sorted(COMMANDS)
+    assert {"serve", "ingest", "evolve", "status", "schema", "review", "history"} <= set(
+        sub.choices
+    )
     helps = {action.dest: action.help for action in sub._choices_actions}
     readme = (REPO_ROOT / "README.md").read_text()
-    for name in COMMANDS:
+    for name in sub.choices:
         assert helps.get(name), f"`skillforge {name}` has no help text"
         assert f"skillforge {name}" in readme, f"README does not show `skillforge {name}`"
 
@@ -71,6 +70,10 @@ def test_ingest_evolve_review_and_status_from_the_command_line(capsys, workdir, 
 
     code, out, _ = run(capsys, "review", "reject", proposal, "--reason", "not now")
     assert code == 0 and "rejected" in out
+    code, out, _ = run(capsys, "history", "cancel-reservation")
+    assert code == 0 and f"{proposal}  create -> version 1  rejected (not now)" in out
+    code, out, _ = run(capsys, "history", "no-such-skill")
+    assert code == 0 and "no history for 'no-such-skill'" in out
     code, _, err = run(capsys, "review", "accept", proposal)
     assert code == 1 and "already rejected" in err
 

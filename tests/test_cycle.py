@@ -160,3 +160,32 @@ def test_leftovers_of_a_crashed_cycle_are_cleaned_and_the_work_redone(setup, air
     assert "evolve/crashed" not in remote_branches(config) + repo.branches()
     assert store.last_cycle(status=["interrupted"])["id"] == "crashed"
     assert result.status == "done" and result.changes >= 2
+
+
+def test_the_ledger_remembers_each_change_its_decision_and_runs_per_version(setup, airline_runs):
+    config, repo, store = setup
+    store.add_trajectories(airline_runs, source="test")
+    first = run_cycle(store, repo, config, say=quiet)
+    skill = store.proposal_changes(first.proposal)[0]["skill"]
+    review.reject(store, repo, first.proposal, reason="wait for more runs")
+    [entry] = store.ledger(skill)
+    assert (entry["status"], entry["decision_reason"], entry["version"]) == (
+        "rejected",
+        "wait for more runs",
+        "1",
+    )
+    assert entry["runs"] >= config.min_runs and entry["reason"]
+    loaded = [
+        Trajectory(
+            id=f"v{i}",
+            task="x",
+            skills=[{"name": skill, "version": str(1 + i % 2)}],
+            outcome={"success": i % 4 == 0},
+        )
+        for i in range(8)
+    ]
+    store.add_trajectories(loaded, source="test")
+    versions = {v["version"]: v for v in store.skill_versions(skill)}
+    assert (versions["1"]["runs"], versions["1"]["successes"]) == (4, 2)
+    assert (versions["2"]["runs"], versions["2"]["successes"]) == (4, 0)
+    assert store.skill_usage()[skill] == 8
