@@ -18,7 +18,7 @@ from evolver.model import Trajectory
 from evolver.redact import redact
 
 from .errors import IntakeError, InvalidTrajectory
-from .importers import parse_line, parse_record
+from .importers import parse_line, parse_record, records_in_document
 from .store import FileProgress, Quarantined, Store, utcnow
 
 BATCH_LINES = 500
@@ -168,7 +168,7 @@ def _complete_lines(handle, start: int):  # type: ignore[no-untyped-def]
 def _ingest_json_document(
     store: Store, path: Path, *, on_quarantine: QuarantineSink | None
 ) -> IngestResult:
-    """A whole .json file: one record, or an array of records (e.g. a tau-bench result)."""
+    """A whole .json file: a record, an array (tau-bench), a tau2 or MedAgentBench results file."""
     key = str(path.resolve())
     stat = path.stat()
     progress = store.file_progress(key)
@@ -179,7 +179,7 @@ def _ingest_json_document(
         document = json.loads(path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"{path} is not a JSON document: {exc}") from exc
-    records = document if isinstance(document, list) else [document]
+    records = records_in_document(document, source_name=str(path))
     parsed, bad = [], []
     for index, record in enumerate(records, start=1):
         try:

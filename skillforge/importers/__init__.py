@@ -2,7 +2,8 @@
 
 `parse_line(raw_bytes)` is what intake calls for each complete JSONL line;
 `parse_record(obj)` takes an already-decoded JSON object. Both raise `InvalidTrajectory`
-with a one-line reason, which the quarantine shows.
+with a one-line reason, which the quarantine shows. `records_in_document(doc)` splits a whole
+.json file (an array, a tau2 `Results`, a MedAgentBench `overall.json`) into per-run records.
 """
 
 from __future__ import annotations
@@ -16,9 +17,27 @@ from evolver.model import Trajectory
 
 from ..errors import InvalidTrajectory
 from .chat import from_chat_record, from_tau_record, is_chat_record, is_tau_record
+from .medagentbench import (
+    from_medagentbench_record,
+    is_medagentbench_document,
+    is_medagentbench_record,
+    medagentbench_records,
+)
 from .native import from_native_record, is_native_record
+from .tau2 import from_tau2_record, is_tau2_record, is_tau2_results, tau2_records
 
-__all__ = ["parse_line", "parse_record", "validate"]
+__all__ = ["parse_line", "parse_record", "records_in_document", "validate"]
+
+
+def records_in_document(document: Any, source_name: str | None = None) -> list[Any]:
+    """The per-run records of a whole JSON document; `source_name` (its path) may name the model."""
+    if isinstance(document, list):
+        return document
+    if is_tau2_results(document):
+        return tau2_records(document)
+    if is_medagentbench_document(document):
+        return medagentbench_records(document, source_name)
+    return [document]
 
 
 def parse_record(record: Any) -> Trajectory:
@@ -29,6 +48,14 @@ def parse_record(record: Any) -> Trajectory:
         )
     if is_tau_record(record):
         return from_tau_record(record)
+    if is_tau2_record(record):
+        return from_tau2_record(record)
+    if is_medagentbench_record(record):
+        return from_medagentbench_record(record)
+    if is_tau2_results(record) or is_medagentbench_document(record):
+        raise InvalidTrajectory(
+            "a whole benchmark results document holds many runs: take it in as a .json file"
+        )
     if is_chat_record(record):
         return from_chat_record(record)
     if is_native_record(record):
@@ -36,7 +63,8 @@ def parse_record(record: Any) -> Trajectory:
     keys = ", ".join(sorted(record)[:8]) or "none"
     raise InvalidTrajectory(
         "unrecognised record: expected the skillforge schema (task, steps), an OpenAI chat "
-        f"record (messages) or a tau-bench record (task_id, reward, traj); its keys: {keys}"
+        "record (messages), a tau-bench record (task_id, reward, traj), a tau2-bench "
+        f"simulation or a MedAgentBench result (index, status, history); its keys: {keys}"
     )
 
 
