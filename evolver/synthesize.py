@@ -31,6 +31,7 @@ __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live
     "QUERY_PREFIXES",
     "action_tool",
     "argument_keys",
+    "call_limits",
     "candidate_names",
     "derive_name",
     "describe",
@@ -49,6 +50,7 @@ HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason",
 MIN_ACTION_SHARE = 1 / 3  # an action tool names a skill only if this share of successes used it
 MAX_STEPS = 20
 MAX_PITFALLS = 8
+MIN_OVER_LIMIT = 2  # failed runs past a call limit before it is a pitfall
 
 
 def _ok(runs: Sequence[Trajectory]) -> list[Trajectory]:
@@ -217,7 +219,32 @@ def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
             f"- {_code(tool)} was used by {_n(failed_tools[tool], 'failed run')} "
             "and by no successful run."
         )
+    for tool, limit, over in call_limits(runs)[:5]:
+        times = "once" if limit == 1 else f"{limit} times"
+        lines.append(
+            f"- {_code(tool)} was called more than {times} in {_n(over, 'failed run')}; "
+            f"no successful run called it more than {times}."
+        )
     return lines or ["- No errors or failure-only tools in these runs."]
+
+
+def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
+    """(tool, most calls any successful run made, failed runs that made more), most such runs
+    first: repeating a call past what ever worked marks a run going in circles."""
+    most: Counter[str] = Counter()
+    for run in _ok(runs):
+        for tool, n in Counter(c.name for c in run.tool_calls).items():
+            most[tool] = max(most[tool], n)
+    over: Counter[str] = Counter()
+    for run in _failed(runs):
+        counts = Counter(c.name for c in run.tool_calls)
+        over.update(t for t, n in counts.items() if t in most and n > most[t])
+    found = [
+        (tool, most[tool], n)
+        for tool, n in over.items()
+        if n >= MIN_OVER_LIMIT and slugify(tool) not in HELPER_TOOLS
+    ]
+    return sorted(found, key=lambda f: (-f[2], f[0]))
 
 
 def render_block(cluster: Cluster, max_listed_ids: int = 20) -> str:

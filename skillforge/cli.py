@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import config as config_module
+from .commands.eval import eval_library
 from .commands.evolve import evolve
 from .commands.history import history
 from .commands.ingest import ingest
@@ -48,6 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
 
     commands.add_parser("evolve", help="run one evolution cycle now")
+    eval_p = commands.add_parser("eval", help="score a skill library against held-out trajectories")
+    eval_p.add_argument(
+        "--library", type=Path, required=True, help="folder of <name>/SKILL.md skills"
+    )
+    eval_p.add_argument(
+        "trajectories",
+        nargs="+",
+        type=Path,
+        metavar="TRAJECTORIES",
+        help="held-out runs: .jsonl or .json files, or folders of them",
+    )
+    eval_p.add_argument("--json", action="store_true", help="print the report as JSON")
+    eval_p.add_argument(
+        "--threshold", type=float, help="compliance that counts as compliant (default 0.5)"
+    )
     commands.add_parser("status", help="what was ingested, cycles, proposals, the library")
     commands.add_parser("schema", help="print the trajectory JSON Schema")
     history_p = commands.add_parser("history", help="a skill's changes across cycles and its runs")
@@ -70,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 def dispatch(args: argparse.Namespace) -> int:
     if args.command == "schema":
         return schema()
+    if args.command == "eval":
+        return eval_library(
+            args.library, args.trajectories, as_json=args.json, threshold=args.threshold
+        )
     overrides = {
         "home": args.home,
         "inbox": args.inbox,

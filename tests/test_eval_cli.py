@@ -1,0 +1,101 @@
+"""`skillforge eval`: a library evolved on tau-bench airline trials 0-1, scored on trials 2-3."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evolver.pipeline import evolve
+from skillforge import cli
+from skillforge.importers import parse_record
+from tests.conftest import write_jsonl
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def split(airline_records: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory):
+    """The library evolved on trials 0-1 only (as files), and trials 2-3 as a JSONL file."""
+    root = tmp_path_factory.mktemp("split")
+    train = [parse_record(r) for r in airline_records if r["trial"] in (0, 1)]
+    for change in evolve(train, []).changes:
+        folder = root / "library" / change.skill
+        folder.mkdir(parents=True)
+        (folder / "SKILL.md").write_text(change.content, encoding="utf-8")
+    held = [r for r in airline_records if r["trial"] in (2, 3)]
+    write_jsonl(root / "heldout" / "runs.jsonl", held)
+    return root, held
+
+
+def test_compliance_beats_the_naive_predictors_on_held_out_airline_runs(capsys, split) -> None:
+    root, _ = split
+    code, out, _ = run_cli(
+        capsys,
+        "eval",
+        "--library",
+        str(root / "library"),
+        str(root / "heldout" / "runs.jsonl"),
+        "--json",
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert report["runs"] == 100
+    assert report["coverage"] >= 0.9 and report["matched"] == sum(
+        s["runs"] for s in report["skills"]
+    )
+    assert len(report["skills"]) >= 3
+    overall = report["overall"]
+    naive = overall["naive_auroc"]
+    assert set(naive) == {"no tool errors", "fewer tool calls"}
+    assert overall["auroc"] > naive["no tool errors"]
+    assert overall["auroc"] > naive["fewer tool calls"]
+    assert overall["compliant"]["success_rate"] > overall["noncompliant"]["success_rate"]
+    assert overall["compliant"]["runs"] + overall["noncompliant"]["runs"] == report["matched"]
+    assert 0.0 <= report["convergence"] <= 1.0
+    rows = report["scored"]
+    assert len(rows) == 100 and all(0.0 <= r["compliance"] <= 1.0 for r in rows if r["skill"])
+
+
+def test_the_table_shows_each_skill_and_the_naive_predictors(capsys, split) -> None:
+    root, _ = split
+    code, out, _ = run_cli(
+        capsys, "eval", "--library", str(root / "library"), str(root / "heldout")
+    )
+    assert code == 0
+    names = sorted(p.name for p in (root / "library").iterdir())
+    for name in names:
+        assert f"\n{name} " in out
+    assert "all matched runs" in out and "coverage 100%" in out
+    assert "naive predictors on the same runs: no tool errors" in out and "fewer tool calls" in out
+    assert "convergence" in out
+
+
+def test_outcomes_never_reach_the_compliance_score(capsys, split, tmp_path: Path) -> None:
+    _, held = split
+    named = [{**r, "id": f"task-{r['task_id']}-trial-{r['trial']}"} for r in held]
+    flipped = [{**r, "reward": 1.0 - r["reward"]} for r in named]
+    write_jsonl(tmp_path / "named.jsonl", named)
+    (tmp_path / "flipped.json").write_text(json.dumps(flipped))  # also: a .json document
+    scores = []
+    for path in (tmp_path / "named.jsonl", tmp_path / "flipped.json"):
+        code, out, _ = run_cli(
+            capsys, "eval", "--library", str(split[0] / "library"), str(path), "--json"
+        )
+        assert code == 0
+        scores.append({r["run"]: (r["skill"], r["compliance"]) for r in json.loads(out)["scored"]})
+    assert len(scores[0]) == 100 and scores[0] == scores[1]
+
+
+def test_missing_library_or_runs_are_clear_errors(capsys, split, tmp_path: Path) -> None:
+    root, _ = split
+    code, _, err = run_cli(capsys, "eval", "--library", str(tmp_path), str(root / "heldout"))
+    assert code == 1 and "holds no <name>/SKILL.md" in err
+    code, _, err = run_cli(capsys, "eval", "--library", str(root / "library"), "nope.jsonl")
+    assert code == 1 and "nope.jsonl does not exist" in err
