@@ -79,7 +79,9 @@ class ClusterReport(_Model):
     skill: str | None = Field(description="The skill it maps to, if any.")
     top_tools: tuple[str, ...]
     keywords: tuple[str, ...]
-    status: str = Field(description="changed | unchanged | too-small | no-success")
+    status: str = Field(
+        description="changed | unchanged | too-small | too-mixed | no-success | conflict"
+    )
 
 
 class ChangeSet(_Model):
@@ -89,6 +91,9 @@ class ChangeSet(_Model):
     clusters: tuple[ClusterReport, ...] = ()
     trajectories: int = 0
     tool_graph_mermaid: str = ""
+    memberships: dict[str, str] = Field(
+        default_factory=dict, description="Run id -> cluster id, to keep clusters next cycle."
+    )
 
     @property
     def empty(self) -> bool:

@@ -24,6 +24,7 @@ from evolver.redact import redact
 __all__ = [
     "Cluster",
     "cluster",
+    "cohesion",
     "features",
     "idf",
     "task_tokens",
@@ -234,14 +235,111 @@ def _cluster_id(keywords: Sequence[str], tools: Sequence[str], salt: str = "") -
 
 
 def cluster(
-    trajectories: Sequence[Trajectory], similarity: float = 0.3, k: int = TOP_K
+    trajectories: Sequence[Trajectory],
+    similarity: float = 0.3,
+    k: int = TOP_K,
+    *,
+    prior: Mapping[str, str] | None = None,
 ) -> list[Cluster]:
-    """Cluster runs by task words and tools; biggest first, then by id. Deterministic."""
+    """Cluster runs by task words and tools; biggest first, then by id. Deterministic.
+
+    `prior` (run id -> cluster id, from earlier cycles) keeps clusters stable: those runs
+    stay where they were, a new run joins the existing cluster whose centroid it is most
+    similar to (at least `similarity`), and only the rest are grouped afresh."""
     runs = unique_runs(trajectories)
     if not runs:
         return []
     feats = {run.id: features(run) for run in runs}
     weights = idf(feats.values())
+    prior = prior or {}
+    kept: dict[str, list[Trajectory]] = defaultdict(list)
+    fresh: list[Trajectory] = []
+    for run in runs:
+        if run.id in prior:
+            kept[prior[run.id]].append(run)
+        else:
+            fresh.append(run)
+    pool = _join_existing(fresh, kept, feats, weights, similarity) if kept else fresh
+    found = [(cid, members) for cid, members in sorted(kept.items())]
+    seen = set(kept)
+    for members in sorted(
+        _group(pool, feats, weights, similarity, k), key=lambda m: (-len(m), m[0].id)
+    ):
+        words, tools = _characteristic(members, feats, weights)
+        cid, salt = _cluster_id(words, tools), 1
+        while cid in seen:
+            cid = _cluster_id(words, tools, f"#{salt}")
+            salt += 1
+        seen.add(cid)
+        found.append((cid, members))
+    clusters = []
+    for cid, members in found:
+        members = sorted(members, key=_id)
+        words, tools = _characteristic(members, feats, weights)
+        clusters.append(Cluster(id=cid, members=tuple(members), keywords=words, tools=tools))
+    clusters.sort(key=lambda c: (-c.size, c.id))
+    return clusters
+
+
+def cohesion(c: Cluster) -> float:
+    """Mean cosine over all pairs of members: near 1 for a tight group, low when mixed.
+
+    From the sum of the unit vectors: |sum|^2 = n + 2 * (sum of pairwise cosines)."""
+    n = c.size
+    if n < 2:
+        return 1.0
+    feats = [features(r) for r in c.members]
+    weights = idf(feats)
+    total: dict[str, float] = defaultdict(float)
+    for f in feats:
+        for key, w in sorted(_vector(f, weights).items()):
+            total[key] += w
+    squared = sum(w * w for w in total.values())
+    return (squared - n) / (n * (n - 1))
+
+
+def _centroid(vectors: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    total: dict[str, float] = defaultdict(float)
+    for vec in vectors:
+        for f in sorted(vec):
+            total[f] += vec[f]
+    norm = math.sqrt(sum(w * w for w in total.values())) or 1.0
+    return {f: w / norm for f, w in total.items()}
+
+
+def _join_existing(
+    fresh: Sequence[Trajectory],
+    kept: dict[str, list[Trajectory]],
+    feats: Mapping[str, frozenset[str]],
+    weights: Mapping[str, float],
+    similarity: float,
+) -> list[Trajectory]:
+    """Add each new run to the most similar existing cluster; return those that fit none."""
+    centres = {
+        cid: _centroid([_vector(feats[r.id], weights) for r in members])
+        for cid, members in sorted(kept.items())
+    }
+    pool = []
+    for run in fresh:
+        vec = _vector(feats[run.id], weights)
+        score, cid = max((round(_dot(vec, c), 9), cid) for cid, c in centres.items())
+        if score >= similarity:
+            kept[cid].append(run)
+        else:
+            pool.append(run)
+    return pool
+
+
+def _group(
+    runs: Sequence[Trajectory],
+    feats: Mapping[str, frozenset[str]],
+    weights: Mapping[str, float],
+    similarity: float,
+    k: int,
+) -> list[list[Trajectory]]:
+    """Louvain communities of a top-k similarity graph over the runs."""
+    if not runs:
+        return []
     # Runs with identical features are one point: compare each distinct feature set once.
     groups: dict[frozenset[str], list[Trajectory]] = defaultdict(list)
     for run in runs:
@@ -261,25 +359,10 @@ def cluster(
         for s, j in kept:
             a, b = min(i, j), max(i, j)
             graph.add_edge(a, b, weight=round(s, 9) * size[a] * size[b])
-    communities = _communities(graph)
-    found: list[tuple[tuple[Trajectory, ...], tuple[str, ...], tuple[str, ...]]] = []
-    for community in communities:
-        members = sorted((r for node in community for r in groups[keys[node]]), key=_id)
-        words, tools = _characteristic(members, feats, weights)
-        found.append((tuple(members), words, tools))
-    found.sort(key=lambda c: (-len(c[0]), c[0][0].id))
-    clusters: list[Cluster] = []
-    seen: set[str] = set()
-    for members, words, tools in found:
-        cid = _cluster_id(words, tools)
-        salt = 1
-        while cid in seen:
-            cid = _cluster_id(words, tools, f"#{salt}")
-            salt += 1
-        seen.add(cid)
-        clusters.append(Cluster(id=cid, members=members, keywords=words, tools=tools))
-    clusters.sort(key=lambda c: (-c.size, c.id))
-    return clusters
+    return [
+        sorted((r for node in community for r in groups[keys[node]]), key=_id)
+        for community in _communities(graph)
+    ]
 
 
 def _id(run: Trajectory) -> str:

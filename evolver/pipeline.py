@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
-from evolver.cluster import Cluster, cluster, unique_runs
+from evolver.cluster import Cluster, cluster, cohesion, unique_runs
 from evolver.graph import to_mermaid, tool_graph
 from evolver.model import Trajectory
 from evolver.skilldoc import parse
@@ -27,6 +27,7 @@ class EvolveParams:
     min_runs: int = 4  # a cluster needs at least this many runs
     min_successes: int = 2  # ...and this many successful runs to create a skill
     similarity: float = 0.3  # edge threshold in the similarity graph
+    min_cohesion: float = 0.2  # mean pairwise cosine below which a cluster is too mixed
     max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
 
 
@@ -103,18 +104,26 @@ def evolve(
     trajectories: Sequence[Trajectory],
     library: Sequence[SkillDoc],
     params: EvolveParams = EvolveParams(),  # noqa: B008 - frozen, immutable default
+    *,
+    memberships: Mapping[str, str] | None = None,
 ) -> ChangeSet:
     """One offline, deterministic cycle: cluster, graph, synthesize; changes relative to `library`.
 
-    Runs with an unknown outcome count for clustering but not as successes or failures."""
+    `memberships` (run id -> cluster id from earlier cycles) keeps clusters, and so the
+    skills they map to, stable. Runs with an unknown outcome count for clustering but not
+    as successes or failures."""
     runs = unique_runs(trajectories)
-    clusters = cluster(runs, params.similarity)
+    clusters = cluster(runs, params.similarity, prior=memberships)
+    mixed = {
+        c.id for c in clusters if c.size >= params.min_runs and cohesion(c) < params.min_cohesion
+    }
     weights = tool_idf(runs)
     index = index_library(library)
     eligible = [
         c
         for c in clusters
         if c.size >= params.min_runs
+        and c.id not in mixed
         and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
     ]
     claimed: set[str] = set()
@@ -136,6 +145,9 @@ def evolve(
     for c in clusters:
         if c.size < params.min_runs:
             reports.append(_status_report(c, "too-small", None))
+            continue
+        if c.id in mixed:
+            reports.append(_status_report(c, "too-mixed", None))
             continue
         if c.id not in target:
             reports.append(_status_report(c, "no-success", None))
@@ -166,4 +178,5 @@ def evolve(
         clusters=tuple(reports),
         trajectories=len(runs),
         tool_graph_mermaid=to_mermaid(tool_graph(runs)),
+        memberships={run.id: c.id for c in clusters for run in c.members},
     )

@@ -94,12 +94,13 @@ def _evolve_and_propose(
     say(f"cycle {cycle_id}: {len(trajectories)} trajectories ({new} new)")
     library = repo.skills("main")
     params = EvolveParams(min_runs=config.min_runs, min_successes=config.min_successes)
-    changeset = evolve(trajectories, library, params)
+    changeset = evolve(trajectories, library, params, memberships=store.memberships())
     say(
         f"cycle {cycle_id}: {len(changeset.clusters)} clusters, "
         f"{len(changeset.changes)} skill changes against main"
     )
     changes = _worth_proposing(store, changeset.changes, say)
+    store.save_memberships(changeset.memberships)  # the next cycle keeps these clusters
     base = dict(id=cycle_id, trajectories=len(trajectories), new=new)
     if not changes:
         return CycleResult(status="done", message="no change to propose", **base)  # type: ignore[arg-type]

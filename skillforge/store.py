@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +99,12 @@ def _index_skills(db: Database, seq: int, t: Trajectory) -> None:
             "INSERT OR IGNORE INTO skill_runs (seq, skill, version, success) VALUES (?,?,?,?)",
             [seq, skill.name, skill.version, success],
         )
+
+
+@migrations()
+def m004_cluster_members(db: Database) -> None:
+    """Which cluster each run belongs to, so clusters keep their identity across cycles."""
+    db.execute("CREATE TABLE cluster_members (trajectory TEXT PRIMARY KEY, cluster TEXT NOT NULL)")
 
 
 @dataclass(frozen=True)
@@ -337,6 +343,20 @@ class Store:
         """Trajectories up to this sequence number have been through a finished cycle."""
         row = self.last_cycle(status=("done", "nothing-new"))
         return row["high_water"] if row else 0
+
+    def memberships(self) -> dict[str, str]:
+        """Run id -> cluster id as the last finished cycle left them."""
+        return {
+            r["trajectory"]: r["cluster"] for r in self.db.query("SELECT * FROM cluster_members")
+        }
+
+    def save_memberships(self, memberships: Mapping[str, str]) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM cluster_members")
+            self.db.conn.executemany(
+                "INSERT INTO cluster_members (trajectory, cluster) VALUES (?, ?)",
+                sorted(memberships.items()),
+            )
 
     # -- proposals ----------------------------------------------------------------------
 

@@ -189,3 +189,21 @@ def test_the_ledger_remembers_each_change_its_decision_and_runs_per_version(setu
     assert (versions["1"]["runs"], versions["1"]["successes"]) == (4, 2)
     assert (versions["2"]["runs"], versions["2"]["successes"]) == (4, 0)
     assert store.skill_usage()[skill] == 8
+
+
+def test_clusters_persist_so_a_later_cycle_updates_the_accepted_skills(setup, airline_records):
+    config, repo, store = setup
+    trials = {t: [parse_record(r) for r in airline_records if r["trial"] == t] for t in range(4)}
+    store.add_trajectories(trials[0] + trials[1], source="test")
+    first = run_cycle(store, repo, config, say=quiet)
+    review.accept(store, repo, first.proposal)
+    before = store.memberships()
+    assert len(before) == 100
+    store.add_trajectories(trials[2] + trials[3], source="test")
+    second = run_cycle(store, repo, config, say=quiet)
+    after = store.memberships()
+    assert all(after[run_id] == cluster_id for run_id, cluster_id in before.items())
+    accepted = {c["skill"] for c in store.proposal_changes(first.proposal)}
+    actions = {c["skill"]: c["action"] for c in store.proposal_changes(second.proposal)}
+    assert any(actions.get(skill) == "update" for skill in accepted)
+    assert not [s for s, a in actions.items() if a == "create" and s in accepted]
