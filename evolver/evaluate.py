@@ -1,17 +1,16 @@
 """Score a skill library against held-out runs: coverage, compliance, and whether it predicts.
 
-Each skill is read into a checkable `SkillSpec` (trigger terms, the procedure's tools in order,
-the other paths that worked, the pitfalls). Each held-out run falls under at most one skill,
-and its compliance with that skill is scored from the skill file and the run's own steps only:
-the scorer gets the run with its outcome and metadata removed (`blind`), and the outcome is
-used afterwards, to measure whether compliance separates success from failure (AUROC) better
-than naive predictors do. Pure, no I/O.
+Each skill is read into a checkable `SkillSpec` (`evolver.skillspec`: trigger terms, the
+procedure's tools in order, the other paths that worked, the pitfalls). Each held-out run falls
+under at most one skill, and its compliance with that skill is scored from the skill file and
+the run's own steps only: the scorer gets the run with its outcome and metadata removed
+(`blind`), and the outcome is used afterwards, to measure whether compliance separates success
+from failure (AUROC) better than naive predictors do. Pure, no I/O.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +20,11 @@ from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
 from evolver.graph import normalise_error
 from evolver.model import Trajectory
-from evolver.skilldoc import find_managed_block, parse, slugify
+from evolver.skilldoc import slugify
+from evolver.skillspec import Pitfall, SkillSpec, skill_spec
 from evolver.synthesize import HELPER_TOOLS
 
-__all__ = [  # grouped: the spec, matching and compliance, measuring
-    "Pitfall",
-    "SkillSpec",
-    "skill_spec",
+__all__ = [  # grouped: matching and compliance, measuring
     "match",
     "blind",
     "compliance",
@@ -53,104 +50,6 @@ COMPLIANT = 0.5  # default: a run scoring at least this is compliant
 MIN_SIMILARITY = 0.2
 PITFALL_FACTOR = 0.5  # each pitfall hit halves the compliance
 TOOL_PREFIX = "tool:"
-
-_TICKED = re.compile(r"`([^`\n]+)`")
-_STEP = re.compile(r"^\s*\d+\.\s+Call\s+`([^`\n]+)`(.*)$")
-_ERROR_PITFALL = re.compile(r'^- `([^`\n]+)` failed with "([^"\n]*)"')
-_ONLY_FAILED = re.compile(r"^- `([^`\n]+)` was used by .* and by no successful run")
-_LIMIT = re.compile(r"^- `([^`\n]+)` was called more than (once|\d+ times) in")
-_KEY_TERMS = re.compile(r"^- Key terms:\s*(.*)$")
-_MAIN_TOOLS = re.compile(r"^- Main tools:\s*(.*)$")
-_USE_WHEN = re.compile(r"Use when a request involves ([^.]*)\.")
-
-
-@dataclass(frozen=True)
-class Pitfall:
-    """What failed runs did: `tool` failing with `message`, used at all, or called too often."""
-
-    tool: str
-    kind: str  # "error" | "failed-only" | "limit"
-    message: str = ""  # the normalised error, lowercase (kind "error")
-    limit: int = 0  # most calls any successful run made (kind "limit")
-
-
-@dataclass(frozen=True)
-class SkillSpec:
-    """What a skill says, in a form a run can be checked against."""
-
-    name: str
-    terms: frozenset[str]
-    tools: frozenset[str]  # the main tools the skill names
-    procedure: tuple[tuple[str, tuple[str, ...]], ...]  # (tool, argument keys), in order
-    paths: tuple[tuple[str, ...], ...]  # the procedure's tools, then other paths that worked
-    pitfalls: tuple[Pitfall, ...]
-
-    @property
-    def known_tools(self) -> frozenset[str]:
-        """Every tool the skill tells an agent to call."""
-        return frozenset(t for p in self.paths for t in p) | self.tools
-
-
-def _sections(body: str) -> dict[str, list[str]]:
-    """Lines under each `## Title` of the managed block (of the whole body if it has none)."""
-    try:
-        span = find_managed_block(body)
-    except ValueError:
-        span = None
-    text = body[span[0] : span[1]] if span else body
-    out: dict[str, list[str]] = {}
-    current = ""
-    for line in text.splitlines():
-        if line.startswith("## "):
-            current = line[3:].strip().lower()
-            out.setdefault(current, [])
-        elif current:
-            out[current].append(line)
-    return out
-
-
-def skill_spec(doc: SkillDoc) -> SkillSpec | None:
-    """Read a SKILL.md into a SkillSpec; None when it does not parse or has no procedure step."""
-    try:
-        fm, body = parse(doc.text)
-    except ValueError:
-        return None
-    sections = _sections(body)
-    words: list[str] = []
-    tools: set[str] = set()
-    if use_when := _USE_WHEN.search(str(fm.get("description") or "")):
-        words.append(use_when.group(1))
-    for line in sections.get("when to use", []):
-        if m := _KEY_TERMS.match(line):
-            words.append(m.group(1))
-        elif m := _MAIN_TOOLS.match(line):
-            tools.update(_TICKED.findall(m.group(1)))
-    procedure: list[tuple[str, tuple[str, ...]]] = []
-    paths: list[tuple[str, ...]] = []
-    for line in sections.get("procedure", []):
-        if m := _STEP.match(line):
-            procedure.append((m.group(1), tuple(_TICKED.findall(m.group(2)))))
-        elif line.startswith("- ") and "→" in line:
-            paths.append(tuple(_TICKED.findall(line.rsplit("(", 1)[0])))
-    if not procedure:
-        return None
-    pitfalls: list[Pitfall] = []
-    for line in sections.get("pitfalls", []):
-        if m := _ERROR_PITFALL.match(line):
-            pitfalls.append(Pitfall(m.group(1), "error", m.group(2).lower()))
-        elif m := _ONLY_FAILED.match(line):
-            pitfalls.append(Pitfall(m.group(1), "failed-only"))
-        elif m := _LIMIT.match(line):
-            limit = 1 if m.group(2) == "once" else int(m.group(2).split()[0])
-            pitfalls.append(Pitfall(m.group(1), "limit", limit=limit))
-    return SkillSpec(
-        name=doc.name,
-        terms=task_tokens(re.sub(r",| or ", " ", " ".join(words))),
-        tools=frozenset(tools),
-        procedure=tuple(procedure),
-        paths=tuple(dict.fromkeys([tuple(t for t, _ in procedure), *paths])),
-        pitfalls=tuple(pitfalls),
-    )
 
 
 # --- matching: the same features as the clustering (task words, tools used) ----------------

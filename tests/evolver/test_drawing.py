@@ -6,8 +6,9 @@ import random
 import re
 import xml.etree.ElementTree as ET
 
-from evolver.drawing import _crossings, _layout, edge_colour, is_failing, to_mermaid, to_svg
+from evolver.drawing import edge_colour, is_failing, to_mermaid, to_svg
 from evolver.graph import tool_graph
+from evolver.layout import _crossings, _layout
 from evolver.model import Trajectory
 from evolver.stategraph import END, START, state_graph
 from tests.evolver.conftest import run

@@ -7,8 +7,6 @@ import pytest
 from evolver.changes import ChangeSet, ClusterReport, Evidence, SkillChange, SkillDoc
 from evolver.cluster import cluster
 from evolver.evaluate import (
-    Pitfall,
-    SkillSpec,
     auroc,
     blind,
     choose_threshold,
@@ -19,9 +17,9 @@ from evolver.evaluate import (
     naive_fewer_calls,
     naive_no_errors,
     pitfall_hits,
-    skill_spec,
 )
 from evolver.model import LoadedSkill
+from evolver.skillspec import Pitfall, SkillSpec, skill_spec
 from evolver.synthesize import call_limits, synthesize
 from tests.evolver.conftest import refund_runs, run, shipping_runs
 

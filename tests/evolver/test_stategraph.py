@@ -10,22 +10,10 @@ from typing import Any
 import networkx as nx
 
 from evolver.cluster import cluster
+from evolver.graph_paths import ConfidentPath, confident_paths, error_branches
+from evolver.graph_patterns import Composite, composites, loops, preconditions
 from evolver.model import Message, Outcome, ToolCall, Trajectory
-from evolver.stategraph import (
-    END,
-    START,
-    Composite,
-    ConfidentPath,
-    composites,
-    confident_paths,
-    error_branches,
-    loops,
-    preconditions,
-    result_summary,
-    state_graph,
-    to_graphml,
-    to_json,
-)
+from evolver.stategraph import END, START, result_summary, state_graph, to_graphml, to_json
 from tests.evolver.conftest import run
 
 SECRET = "sk-ant-api03-PLANTEDsecretVALUE0123456789"
