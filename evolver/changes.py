@@ -42,6 +42,9 @@ class Evidence(_Model):
     failures: int
     success_rate: float
     errors: tuple[ErrorPattern, ...] = ()
+    categories: dict[str, int] = Field(
+        default_factory=dict, description="Diagnosed root causes of the failed runs, counted."
+    )
     fingerprint: str = Field(description="Hash of the evidence; equal evidence, equal hash.")
 
 
@@ -66,8 +69,14 @@ class SkillChange(_Model):
             f"{self.summary}\n\n{self.reason}\n\n"
             f"Evidence: {self.evidence.runs} runs, {self.evidence.successes} succeeded "
             f"({self.evidence.success_rate:.0%}), cluster {self.cluster}, "
-            f"fingerprint {self.evidence.fingerprint}.\nTrajectories: {ids}\n"
+            f"fingerprint {self.evidence.fingerprint}.\n{self._diagnoses()}Trajectories: {ids}\n"
         )
+
+    def _diagnoses(self) -> str:
+        found = self.evidence.categories
+        if not found:
+            return ""
+        return "Diagnosed failures: " + ", ".join(f"{k} {v}" for k, v in found.items()) + ".\n"
 
 
 class ClusterReport(_Model):

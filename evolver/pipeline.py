@@ -12,6 +12,7 @@ from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
 from evolver.cluster import Cluster, cluster, cohesion, unique_runs
+from evolver.diagnose import diagnose_all
 from evolver.graph import to_mermaid, tool_graph
 from evolver.model import Trajectory
 from evolver.skilldoc import parse
@@ -27,6 +28,7 @@ class EvolveParams:
     min_runs: int = 4  # a cluster needs at least this many runs
     min_successes: int = 2  # ...and this many successful runs to create a skill
     similarity: float = 0.3  # edge threshold in the similarity graph
+    rewrite_after: int = 3  # new runs (or attributed failures) before a skill is rewritten
     min_cohesion: float = 0.2  # mean pairwise cosine below which a cluster is too mixed
     max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
 
@@ -140,8 +142,20 @@ def evolve(
                 claimed.add(found[0])
             target[c.id] = found
     taken = set(index) | claimed
+    names: dict[str, str] = {}
+    for c in eligible:
+        found = target[c.id]
+        names[c.id] = found[0] if found else derive_name(c, weights, taken)
+        taken.add(names[c.id])
+    skill_of = {run.id: names[c.id] for c in eligible for run in c.members}
+    diagnoses = diagnose_all(runs, skill_of=skill_of)
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
+    options = {
+        "max_listed_ids": params.max_listed_ids,
+        "diagnoses": diagnoses,
+        "rewrite_after": params.rewrite_after,
+    }
     for c in clusters:
         if c.size < params.min_runs:
             reports.append(_status_report(c, "too-small", None))
@@ -153,20 +167,17 @@ def evolve(
             reports.append(_status_report(c, "no-success", None))
             continue
         found = target[c.id]
+        name = names[c.id]
         if found is None:
-            name = derive_name(c, weights, taken)
-            taken.add(name)
-            change = synthesize(c, name, max_listed_ids=params.max_listed_ids)
+            change = synthesize(c, name, **options)
         else:
-            name, why = found
+            why = found[1]
             entry = index[name]
             if entry.meta is None:
                 reports.append(_status_report(c, "conflict", name))
                 continue
             try:
-                change = synthesize(
-                    c, name, entry.doc, max_listed_ids=params.max_listed_ids, mapped_by=why
-                )
+                change = synthesize(c, name, entry.doc, mapped_by=why, **options)
             except ValueError:  # malformed skillforge markers: leave it to a person
                 reports.append(_status_report(c, "conflict", name))
                 continue

@@ -6,13 +6,16 @@ managed block (and, for skillforge's own skills, the description) is ever regene
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
+from evolver.diagnose import Diagnosis
 from evolver.graph import error_patterns, evidence, path_counts, recovered_errors, tool_path
+from evolver.guidance import Guidance, guidance
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
 from evolver.skilldoc import (
@@ -247,9 +250,11 @@ def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
     return sorted(found, key=lambda f: (-f[2], f[0]))
 
 
-def render_block(cluster: Cluster, max_listed_ids: int = 20) -> str:
-    """The managed block: When to use, Procedure, Pitfalls and Evidence, from the cluster's runs."""
+def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | None = None) -> str:
+    """The managed block: when to use, preconditions, procedure, verification, pitfalls,
+    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses."""
     runs = cluster.members
+    guide = guide or Guidance()
     ev = evidence(runs)
     every = _tool_runs(runs)
     lines = ["## When to use", ""]
@@ -259,7 +264,12 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20) -> str:
     if tools:
         shown = ", ".join(f"{_code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
         lines.append(f"- Main tools: {shown}")
-    lines += ["", "## Procedure", "", *_procedure(runs), "", "## Pitfalls", "", *_pitfalls(runs)]
+    lines += _section("Preconditions", guide.preconditions)
+    lines += ["", "## Procedure", "", *_procedure(runs)]
+    lines += _section("Verification", guide.verification)
+    lines += ["", "## Pitfalls", "", *_pitfalls(runs)]
+    lines += _section("Guardrails", guide.guardrails)
+    lines += _section("Tool notes", guide.tool_notes)
     listed = ", ".join(_code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
     more = len(ev.trajectory_ids) - max_listed_ids
     unknown = ev.runs - ev.successes - ev.failures
@@ -273,7 +283,34 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20) -> str:
         f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
         f"- Fingerprint: `{ev.fingerprint}`",
     ]
+    if guide.categories:
+        found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
+        lines.insert(-2, f"- Diagnosed failures: {found}")
     return "\n".join(lines)
+
+
+def _section(title: str, body: Sequence[str]) -> list[str]:
+    return ["", f"## {title}", "", *body] if body else []
+
+
+_RECORDED = re.compile(r"^- Runs: \d+ \((\d+) succeeded, (\d+) failed", re.M)
+_DIGITS = re.compile(r"\d+")
+_PLURAL = re.compile(r"\b(run|time|failure)s\b")
+
+
+def _recorded(body: str) -> tuple[int, int]:
+    """(successes, failures) the existing managed block was written from; (0, 0) if none."""
+    span = find_managed_block(body)
+    found = _RECORDED.search(body[span[0] : span[1]]) if span else None
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def _guidance_of(body: str) -> str:
+    """A block's guidance without its figures: what must differ for a rewrite to be worth it."""
+    span = find_managed_block(body)
+    block = body[span[0] : span[1]] if span else ""
+    text = _DIGITS.sub("N", block.split("## Evidence", 1)[0])
+    return _PLURAL.sub(r"\1", text)
 
 
 def _summary(verb: str, name: str, ev: Evidence, path: Sequence[str]) -> str:
@@ -331,14 +368,19 @@ def synthesize(
     *,
     max_listed_ids: int = 20,
     mapped_by: str = "",
+    diagnoses: Sequence[Diagnosis] = (),
+    rewrite_after: int = 3,
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
-    A managed skill with the same evidence and block is left alone, even if a reviewer edited
-    its description; a person-written skill only ever gets its managed block inserted/replaced."""
+    An existing skill is rewritten only when its guidance (not just its figures) would
+    change and at least `rewrite_after` runs with a known outcome arrived since it was last
+    written; a person-written skill gets a managed block only once `rewrite_after` failures
+    are attributed to it, and never loses a word outside that block."""
     runs = cluster.members
-    ev = evidence(runs)
-    block = render_block(cluster, max_listed_ids)
+    guide = guidance(runs, diagnoses)
+    ev = evidence(runs).model_copy(update={"categories": guide.categories})
+    block = render_block(cluster, max_listed_ids, guide)
     counts = path_counts(runs)
     path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
@@ -362,6 +404,18 @@ def synthesize(
     text = existing.text.replace("\r\n", "\n")
     fm, body = parse(text)
     new_body = replace_managed_block(body, block)
+    old_ok, old_failed = _recorded(body)
+    new_known = ev.successes + ev.failures - old_ok - old_failed
+    attributed = sum(1 for d in diagnoses if d.skill == existing.name)
+    if _guidance_of(new_body) == _guidance_of(body) or new_known < rewrite_after:
+        return None  # only the figures moved, or too little new evidence to rewrite on
+    if not find_managed_block(body) and attributed < rewrite_after:
+        return None  # a person's skill is touched only once its failures pass the threshold
+    reason += (
+        f" {_n(new_known, 'run')} with a known outcome arrived since it was written "
+        f"({max(ev.failures - old_failed, 0)} of them failed; "
+        f"{_n(attributed, 'failure')} attributed to it in all)."
+    )
     if not is_managed(fm):
         content = split(text)[0] + new_body
         if content == text:
@@ -376,8 +430,6 @@ def synthesize(
             reason += f" Its frontmatter needs a person's fix: {'; '.join(issues)}."
     else:
         meta = dict(fm.get("metadata") or {})
-        if new_body == body and meta.get(FINGERPRINT_KEY) == ev.fingerprint:
-            return None
         old = _version(meta)
         fm = {**fm, "name": existing.name, "description": describe(existing.name, cluster)}
         fm["metadata"] = {**meta, **ours, VERSION_KEY: str(old + 1)}
@@ -396,8 +448,15 @@ def _change(
     verb = "Add" if action == "create" else "Update"
     summary = _summary(verb, name, ev, path)
     return SkillChange.model_validate(
-        {"skill": name, "action": action, "content": content, "summary": summary,
-         "reason": reason, "evidence": ev, "cluster": c.id}
+        {
+            "skill": name,
+            "action": action,
+            "content": content,
+            "summary": summary,
+            "reason": reason,
+            "evidence": ev,
+            "cluster": c.id,
+        }
     )
 
 

@@ -6,6 +6,7 @@ import re
 
 from evolver.changes import SkillDoc
 from evolver.cluster import Cluster, cluster
+from evolver.diagnose import Diagnosis, diagnose_all
 from evolver.graph import error_patterns, evidence, fingerprint
 from evolver.skilldoc import BLOCK_BEGIN, BLOCK_END, parse, problems
 from evolver.synthesize import action_tool, argument_keys, derive_name, synthesize, tool_idf
@@ -173,9 +174,63 @@ Always apologise first. Never refund more than the order total.
 """
 
 
+def _attributed(c: Cluster, name: str) -> list[Diagnosis]:
+    return diagnose_all(c.members, skill_of={r.id: name for r in c.members})
+
+
+def _with_new_failures(n: int = 3) -> Cluster:
+    """The refund cluster plus n failed runs hitting an error the skill does not know yet."""
+    extra = [
+        run(
+            f"r-new-{i}",
+            f"Refund the damaged blender order C{i} for the customer",
+            [
+                ("find_order", {"order_id": f"C{i}"}, None),
+                ("issue_refund", {"order_id": f"C{i}"}, "Error: amount exceeds the order total"),
+            ],
+            False,
+        )
+        for i in range(n)
+    ]
+    runs = refund_runs() + extra + shipping_runs()
+    return next(x for x in cluster(runs, 0.3) if x.members[0].id.startswith("r"))
+
+
+def test_a_person_written_skill_waits_until_failures_are_attributed_to_it() -> None:
+    c = _refund_cluster()
+    doc = SkillDoc(name="issue-refund", text=PERSON)
+    assert synthesize(c, "issue-refund", doc) is None  # nothing attributed to it
+    assert synthesize(c, "issue-refund", doc, diagnoses=_attributed(c, "issue-refund"))
+
+
+def test_a_rewrite_needs_new_guidance_and_enough_new_runs() -> None:
+    c = _refund_cluster()
+    first = synthesize(c, "issue-refund")
+    assert first is not None
+    doc = SkillDoc(name="issue-refund", text=first.content)
+    one_more = _with_new_failures(1)
+    assert synthesize(one_more, "issue-refund", doc) is None  # 1 new run < rewrite_after (3)
+    three_more = _with_new_failures(3)
+    rewrite = synthesize(three_more, "issue-refund", doc)
+    assert rewrite is not None and "amount exceeds the order total" in rewrite.content
+    assert "3 runs with a known outcome arrived since it was written" in rewrite.reason
+    more_of_the_same = refund_runs("r9", n_ok=4, n_failed=0)[1:]  # no detour, no failure
+    counts_only = next(
+        x
+        for x in cluster(refund_runs() + more_of_the_same + shipping_runs(), 0.3)
+        if x.members[0].id.startswith("r")
+    )
+    assert synthesize(counts_only, "issue-refund", doc) is None  # only the figures moved
+
+
 def test_person_written_skill_keeps_its_text() -> None:
     c = _refund_cluster()
-    change = synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=PERSON))
+    change = synthesize(
+        c,
+        "issue-refund",
+        SkillDoc(name="issue-refund", text=PERSON),
+        diagnoses=_attributed(c, "issue-refund"),
+    )
     assert change is not None and change.action == "update"
     assert change.content.startswith(PERSON)  # frontmatter and body byte-identical, block after
     assert "person-written" in change.reason
@@ -188,15 +243,16 @@ def test_person_written_skill_keeps_its_text() -> None:
     again = SkillDoc(name="issue-refund", text=change.content)
     assert synthesize(c, "issue-refund", again) is None
     edited = change.content.replace("Always apologise first.", "Always apologise, then listen.")
-    more = next(
-        x
-        for x in cluster(refund_runs() + refund_runs("r3", 1, 1) + shipping_runs(), 0.3)
-        if x.members[0].id.startswith("r")
+    more = _with_new_failures(3)
+    updated = synthesize(
+        more,
+        "issue-refund",
+        SkillDoc(name="issue-refund", text=edited),
+        diagnoses=_attributed(more, "issue-refund"),
     )
-    updated = synthesize(more, "issue-refund", SkillDoc(name="issue-refund", text=edited))
     assert updated is not None
     assert updated.content.split(BLOCK_BEGIN)[0] == edited.split(BLOCK_BEGIN)[0]
-    assert "9 runs" in updated.content
+    assert f"- Runs: {more.size} (" in updated.content
 
 
 def test_reviewer_description_edit_alone_is_not_reverted() -> None:
@@ -205,13 +261,19 @@ def test_reviewer_description_edit_alone_is_not_reverted() -> None:
     fm, _ = parse(doc.text)
     edited = doc.text.replace(fm["description"], "Refunds, reworded by a reviewer.")
     assert synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=edited)) is None
+    # An edit inside the block stands too, until new evidence makes a rewrite worth proposing.
     tampered = doc.text.replace("1. Call `find_order`", "1. Call `whatever`")
-    fixed = synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=tampered))
-    assert fixed is not None and "1. Call `find_order`" in fixed.content  # the block is ours
+    assert synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=tampered)) is None
+    rewrite = synthesize(
+        _with_new_failures(3), "issue-refund", SkillDoc(name="issue-refund", text=tampered)
+    )
+    assert rewrite is not None and "1. Call `find_order`" in rewrite.content
 
 
 def test_person_skill_with_bad_frontmatter_is_flagged_not_rewritten() -> None:
     text = "---\nname: issue-refund\ndescription: d\nversion: 3\n---\nNotes.\n"
-    change = synthesize(_refund_cluster(), "issue-refund", SkillDoc(name="issue-refund", text=text))
+    c = _refund_cluster()
+    doc = SkillDoc(name="issue-refund", text=text)
+    change = synthesize(c, "issue-refund", doc, diagnoses=_attributed(c, "issue-refund"))
     assert change is not None and change.content.startswith(text)
     assert "needs a person's fix" in change.reason and "version" in change.reason
