@@ -21,6 +21,7 @@ from evolver.pipeline import EvolveParams, evolve
 from .config import Config
 from .library import CommitSpec, FileChange, LibraryRepo
 from .output import write_line
+from .pictures import write_pictures
 from .proposal import describe
 from .store import Store, utcnow
 
@@ -115,7 +116,10 @@ def _evolve_and_propose(
     commits = [CommitSpec(c.commit_message, _files(repo, c)) for c in changes]
     base_sha = repo.head("main")
     shas = repo.commit_on_branch(branch, commits)
-    description = describe(cycle_id, branch, changes, changeset)
+    pictures = write_pictures(
+        config.proposals_dir / cycle_id, changes, trajectories, changeset.memberships
+    )
+    description = describe(cycle_id, branch, changes, changeset, pictures)
     path = _write_atomically(config.proposals_dir / f"{cycle_id}.md", description)
     repo.push(f"refs/heads/{branch}")
     superseded = store.proposals("open")

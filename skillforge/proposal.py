@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from evolver.changes import ChangeSet, SkillChange
+
+from .pictures import Picture
 
 MAX_IDS = 50
 _KIND = {"create": "new skill", "update": "update", "retire": "retire"}
 
 
 def describe(
-    proposal_id: str, branch: str, changes: Sequence[SkillChange], changeset: ChangeSet
+    proposal_id: str,
+    branch: str,
+    changes: Sequence[SkillChange],
+    changeset: ChangeSet,
+    pictures: Mapping[str, Picture] | None = None,
 ) -> str:
     """Markdown for a proposal (also the body of a pull request on a code host)."""
+    pictures = pictures or {}
     runs = changeset.trajectories
     lines = [
         f"# Skill proposal {proposal_id}",
@@ -34,7 +41,7 @@ def describe(
             f"({ev.successes}/{ev.runs}) | {pitfall} |"
         )
     for change in changes:
-        lines += ["", *_section(change)]
+        lines += ["", *_section(change), *_picture(pictures.get(change.skill))]
     if changeset.tool_graph_mermaid:
         lines += [
             "",
@@ -58,6 +65,24 @@ def describe(
         "",
     ]
     return "\n".join(lines)
+
+
+def _picture(picture: Picture | None) -> list[str]:
+    if picture is None:
+        return []
+    files = ", ".join(f"`{p}`" for p in picture.files)
+    return [
+        "",
+        "<details><summary>Tool graph of these runs</summary>",
+        "",
+        "```mermaid",
+        picture.mermaid.strip(),
+        "```",
+        "",
+        f"As files: {files}",
+        "",
+        "</details>",
+    ]
 
 
 def _section(change: SkillChange) -> list[str]:

@@ -207,3 +207,24 @@ def test_clusters_persist_so_a_later_cycle_updates_the_accepted_skills(setup, ai
     actions = {c["skill"]: c["action"] for c in store.proposal_changes(second.proposal)}
     assert any(actions.get(skill) == "update" for skill in accepted)
     assert not [s for s, a in actions.items() if a == "create" and s in accepted]
+
+
+def test_each_proposed_skill_comes_with_its_tool_graph(setup, airline_runs):
+    import json
+    import xml.etree.ElementTree as ET
+
+    config, repo, store = setup
+    store.add_trajectories(airline_runs, source="test")
+    result = run_cycle(store, repo, config, say=quiet)
+    skills = [c["skill"] for c in store.proposal_changes(result.proposal)]
+    description = result.description.read_text()
+    assert description.count("<summary>Tool graph of these runs</summary>") == len(skills)
+    folder = config.proposals_dir / result.proposal
+    tools = {c.name for t in airline_runs for c in t.tool_calls}
+    for skill in skills:
+        svg = ET.fromstring((folder / f"{skill}.svg").read_text())
+        assert svg.tag.endswith("svg")
+        graph = json.loads((folder / f"{skill}.json").read_text())
+        names = {n["id"] for n in graph["nodes"]} - {"START", "END"}
+        assert names and names <= tools
+        assert (folder / f"{skill}.graphml").read_text().startswith("<graphml")

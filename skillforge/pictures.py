@@ -1,0 +1,59 @@
+"""Per-skill tool/state graph pictures and exports for a proposal, next to its description."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evolver.changes import SkillChange
+from evolver.drawing import to_mermaid, to_svg
+from evolver.model import Trajectory
+from evolver.stategraph import state_graph, to_graphml, to_json
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A skill's graph as Mermaid (for the description) and the files written for it."""
+
+    mermaid: str
+    files: tuple[Path, ...]
+
+
+def write_pictures(
+    folder: Path,
+    changes: Sequence[SkillChange],
+    trajectories: Sequence[Trajectory],
+    memberships: Mapping[str, str],
+) -> dict[str, Picture]:
+    """For each change learned from a cluster: SVG, JSON and GraphML of its runs' graph."""
+    by_cluster: dict[str, list[Trajectory]] = {}
+    for run in trajectories:
+        cluster = memberships.get(run.id)
+        if cluster:
+            by_cluster.setdefault(cluster, []).append(run)
+    pictures: dict[str, Picture] = {}
+    for change in changes:
+        runs = by_cluster.get(change.cluster)
+        if change.action == "retire" or not runs:
+            continue
+        graph = state_graph(runs)
+        title = f"{change.skill}: tool transitions of {len(runs)} runs"
+        stem = folder / change.skill  # a skill name is a slug: safe as a file name
+        files = (
+            _write(stem.with_suffix(".svg"), to_svg(graph, title=title)),
+            _write(stem.with_suffix(".json"), json.dumps(to_json(graph), indent=1)),
+            _write(stem.with_suffix(".graphml"), to_graphml(graph)),
+        )
+        pictures[change.skill] = Picture(to_mermaid(graph, title=title), files)
+    return pictures
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+    return path
