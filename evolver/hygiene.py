@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,6 +24,7 @@ __all__ = [
     "Retirement",
     "SkillUsage",
     "fisher_less",
+    "hygiene_changes",
     "merge_changes",
     "near_duplicates",
     "retire_change",
@@ -302,3 +303,37 @@ def _no_runs(basis: str) -> Evidence:
         success_rate=0.0,
         fingerprint=hashlib.sha256(basis.encode()).hexdigest()[:16],
     )
+
+
+def hygiene_changes(
+    library: Sequence[SkillDoc],
+    *,
+    changed: Collection[str],
+    runs_by_skill: Mapping[str, Sequence[Trajectory]],
+    usage: Mapping[str, SkillUsage] | None = None,
+    now: datetime | None = None,
+    unused_days: float = 90,
+    duplicate_threshold: float = 0.6,
+) -> list[SkillChange]:
+    """Merge and retirement proposals for skills this cycle does not already change.
+
+    `usage` is only given when agents report the skills they load: without it a skill
+    cannot be judged unused."""
+    docs = {d.name: d for d in library}
+    out: list[SkillChange] = []
+    busy = set(changed)
+    for dup in near_duplicates(library, threshold=duplicate_threshold, usage=usage):
+        if busy & {dup.keep, dup.drop}:
+            continue
+        out.extend(merge_changes(docs[dup.keep], docs[dup.drop], dup))
+        busy.update((dup.keep, dup.drop))
+    retirements = worse_than_without(
+        {name: runs for name, runs in runs_by_skill.items() if name in docs}
+    )
+    if usage is not None and now is not None:
+        retirements += unused(library, usage, now=now, unused_days=unused_days)
+    for retirement in retirements:
+        if retirement.skill not in busy:
+            out.append(retire_change(docs[retirement.skill], retirement.reason))
+            busy.add(retirement.skill)
+    return out

@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
 from evolver.cluster import Cluster, cluster, cohesion, unique_runs
 from evolver.diagnose import diagnose_all
 from evolver.graph import to_mermaid, tool_graph
+from evolver.hygiene import SkillUsage, hygiene_changes
 from evolver.model import Trajectory
 from evolver.skilldoc import parse
 from evolver.synthesize import CLUSTER_KEY, candidate_names, derive_name, synthesize, tool_idf
@@ -29,6 +31,8 @@ class EvolveParams:
     min_successes: int = 2  # ...and this many successful runs to create a skill
     similarity: float = 0.3  # edge threshold in the similarity graph
     rewrite_after: int = 3  # new runs (or attributed failures) before a skill is rewritten
+    unused_days: float = 90  # a skillforge skill no run loaded for this long is retired
+    duplicate_threshold: float = 0.6  # skills this similar are proposed for merging
     min_cohesion: float = 0.2  # mean pairwise cosine below which a cluster is too mixed
     max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
 
@@ -108,12 +112,15 @@ def evolve(
     params: EvolveParams = EvolveParams(),  # noqa: B008 - frozen, immutable default
     *,
     memberships: Mapping[str, str] | None = None,
+    usage: Mapping[str, SkillUsage] | None = None,
+    now: datetime | None = None,
 ) -> ChangeSet:
     """One offline, deterministic cycle: cluster, graph, synthesize; changes relative to `library`.
 
     `memberships` (run id -> cluster id from earlier cycles) keeps clusters, and so the
-    skills they map to, stable. Runs with an unknown outcome count for clustering but not
-    as successes or failures."""
+    skills they map to, stable. `usage` and `now` let it propose retiring skills no run
+    has loaded for `params.unused_days` (give them only when agents report loaded skills).
+    Runs with an unknown outcome count for clustering but not as successes or failures."""
     runs = unique_runs(trajectories)
     clusters = cluster(runs, params.similarity, prior=memberships)
     mixed = {
@@ -184,6 +191,15 @@ def evolve(
         if change is not None:
             changes.append(change)
         reports.append(_status_report(c, "changed" if change else "unchanged", name))
+    changes += hygiene_changes(
+        library,
+        changed={ch.skill for ch in changes},
+        runs_by_skill={names[c.id]: c.members for c in eligible if target[c.id]},
+        usage=usage,
+        now=now,
+        unused_days=params.unused_days,
+        duplicate_threshold=params.duplicate_threshold,
+    )
     return ChangeSet(
         changes=tuple(sorted(changes, key=lambda ch: ch.skill)),
         clusters=tuple(reports),

@@ -37,6 +37,11 @@ class Config(BaseModel):
     max_line_bytes: int = Field(8 << 20, ge=1024, description="Longer lines are quarantined.")
     min_runs: int = Field(4, ge=1, description="Runs a cluster needs before it becomes a skill.")
     min_successes: int = Field(2, ge=1, description="Successful runs a new skill needs.")
+    unused_days: float = Field(
+        90,
+        ge=0,
+        description="A skillforge skill no run loaded for this long is proposed for retirement.",
+    )
 
     @property
     def db_path(self) -> Path:

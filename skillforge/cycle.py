@@ -16,6 +16,7 @@ from pathlib import Path
 
 from evolver import skilldoc
 from evolver.changes import SkillChange
+from evolver.hygiene import SkillUsage
 from evolver.pipeline import EvolveParams, evolve
 
 from .config import Config
@@ -94,8 +95,17 @@ def _evolve_and_propose(
     new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
     say(f"cycle {cycle_id}: {len(trajectories)} trajectories ({new} new)")
     library = repo.skills("main")
-    params = EvolveParams(min_runs=config.min_runs, min_successes=config.min_successes)
-    changeset = evolve(trajectories, library, params, memberships=store.memberships())
+    params = EvolveParams(
+        min_runs=config.min_runs, min_successes=config.min_successes, unused_days=config.unused_days
+    )
+    changeset = evolve(
+        trajectories,
+        library,
+        params,
+        memberships=store.memberships(),
+        usage=_usage(store, repo),
+        now=utcnow(),
+    )
     say(
         f"cycle {cycle_id}: {len(changeset.clusters)} clusters, "
         f"{len(changeset.changes)} skill changes against main"
@@ -159,6 +169,25 @@ def _evolve_and_propose(
         description=path,
         **base,  # type: ignore[arg-type]
     )
+
+
+def _usage(store: Store, repo: LibraryRepo) -> dict[str, SkillUsage] | None:
+    """How skills were used, or None when no agent reports the skills it loads (then
+    nobody can tell an unused skill from an unreported one)."""
+    detail = store.skill_usage_detail()
+    if not detail:
+        return None
+    added = repo.added_dates()
+    names = set(detail) | set(added)
+    return {
+        name: SkillUsage(
+            runs=detail.get(name, (0, 0, None))[0],
+            successes=detail.get(name, (0, 0, None))[1],
+            last_used=detail.get(name, (0, 0, None))[2],
+            added=added.get(name),
+        )
+        for name in names
+    }
 
 
 def _version(change: SkillChange) -> str | None:

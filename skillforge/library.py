@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -295,6 +296,27 @@ class LibraryRepo:
             docs.append(SkillDoc(name=name, text=body.decode("utf-8", errors="replace")))
             pos = header_end + 1 + size + 1
         return sorted(docs, key=lambda doc: doc.name)
+
+    def added_dates(self, ref: str = MAIN) -> dict[str, datetime]:
+        """When each top-level skill's SKILL.md first appeared on `ref` (commit time)."""
+        out = self._git(
+            "log",
+            "--reverse",
+            "--diff-filter=A",
+            "--name-only",
+            "--format=@%cI",
+            self._need(ref),
+            "--",
+            "*/SKILL.md",
+        )
+        added: dict[str, datetime] = {}
+        when: datetime | None = None
+        for line in out.splitlines():
+            if line.startswith("@"):
+                when = datetime.fromisoformat(line[1:])
+            elif line.count("/") == 1 and line.endswith("/SKILL.md") and when is not None:
+                added.setdefault(line.split("/", 1)[0], when)
+        return added
 
     def files(self, folder: str, ref: str = MAIN) -> list[str]:
         """Every file path under `folder/` at `ref` (what retiring a skill must delete)."""

@@ -285,6 +285,22 @@ class Store:
         rows = self.db.query("SELECT skill, count(*) AS n FROM skill_runs GROUP BY skill")
         return {r["skill"]: r["n"] for r in rows}
 
+    def skill_usage_detail(self) -> dict[str, tuple[int, int, datetime | None]]:
+        """Per skill: runs that loaded it, their successes, and when it was last loaded."""
+        rows = self.db.query(
+            "SELECT s.skill, count(*) AS runs, sum(s.success = 1) AS ok,"
+            " max(coalesce(t.ended_at, t.started_at, t.ingested_at)) AS last"
+            " FROM skill_runs s JOIN trajectories t ON t.seq = s.seq GROUP BY s.skill"
+        )
+        return {
+            r["skill"]: (
+                r["runs"],
+                r["ok"] or 0,
+                datetime.fromisoformat(r["last"]) if r["last"] else None,
+            )
+            for r in rows
+        }
+
     def skill_versions(self, skill: str) -> list[dict[str, Any]]:
         """Per loaded version of a skill: runs, successes, failures, first and last run seen."""
         return list(

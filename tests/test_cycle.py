@@ -228,3 +228,38 @@ def test_each_proposed_skill_comes_with_its_tool_graph(setup, airline_runs):
         names = {n["id"] for n in graph["nodes"]} - {"START", "END"}
         assert names and names <= tools
         assert (folder / f"{skill}.graphml").read_text().startswith("<graphml")
+
+
+def test_an_unused_skill_is_retired_through_a_proposal_that_deletes_its_folder(tmp_path):
+    import shutil
+
+    seed = tmp_path / "seed"
+    shutil.copytree(REPO_ROOT / "skills", seed)
+    stale = seed / "old-routine"
+    (stale / "scripts").mkdir(parents=True)
+    (stale / "SKILL.md").write_text(
+        "---\nname: old-routine\ndescription: An old learned routine.\nmetadata:\n"
+        "  skillforge.managed: 'true'\n---\n# Old routine\n"
+    )
+    (stale / "scripts" / "run.sh").write_text("echo old\n")
+    config = load(environ={}, cwd=tmp_path, overrides={"seed": seed, "unused_days": 0})
+    repo = LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
+    reporting = Trajectory(
+        id="uses-a-seed-skill",
+        task="cancel order W1",
+        outcome={"success": True},
+        skills=[{"name": "recover-from-tool-errors", "version": "1"}],
+    )
+    with Store(config.db_path) as store:
+        store.add_trajectories([reporting], source="test")
+        result = run_cycle(store, repo, config, say=quiet)
+        [change] = store.proposal_changes(result.proposal)
+        assert (change["skill"], change["action"]) == ("old-routine", "retire")
+        branch = f"evolve/{result.proposal}"
+        assert repo.files("old-routine", branch) == []
+        assert "no run loaded it" in store.proposal(result.proposal)["description"]
+        review.accept(store, repo, result.proposal)
+    clone = tmp_path / "agent"
+    git("clone", "-q", config.remote_url, str(clone))
+    assert not (clone / "old-routine").exists()
+    assert (clone / "recover-from-tool-errors" / "SKILL.md").exists()  # person-written: kept

@@ -142,3 +142,34 @@ def test_fisher_exact_matches_a_hand_computed_table():
     # [[1, 9], [11, 3]]: P(X <= 1) = (C(10,0)C(14,12) + C(10,1)C(14,11)) / C(24,12)
     assert fisher_less(1, 9, 11, 3) == pytest.approx((91 + 10 * 364) / 2704156)
     assert fisher_less(5, 5, 5, 5) > 0.5
+
+
+def test_evolve_proposes_merging_two_near_duplicate_skills_it_does_not_otherwise_change():
+    from evolver.pipeline import evolve
+
+    unrelated = [
+        Trajectory(
+            id=f"w{i}",
+            task="forecast for Oslo",
+            steps=[ToolCall(name="get_forecast", arguments={"city": "Oslo"})],
+            outcome={"success": True},
+        )
+        for i in range(2)
+    ]
+    result = evolve(unrelated, [REFUND, REFUND_COPY, WEATHER])
+    by_skill = {c.skill: c for c in result.changes}
+    assert {c.action for c in result.changes} == {"update", "retire"}
+    [retired] = [c for c in result.changes if c.action == "retire"]
+    kept = ({"issue-refund", "refund-order"} - {retired.skill}).pop()
+    assert f"## Merged from {retired.skill}" in by_skill[kept].content
+    assert "get-weather" not in by_skill
+
+
+def test_unused_skills_are_only_judged_when_usage_is_reported():
+    from evolver.pipeline import evolve
+
+    old = NOW - timedelta(days=400)
+    usage = {"get-weather": SkillUsage(runs=0, added=old)}
+    assert not evolve([], [WEATHER]).changes  # no usage reported: cannot tell
+    [retire] = evolve([], [WEATHER], usage=usage, now=NOW).changes
+    assert (retire.skill, retire.action) == ("get-weather", "retire")
