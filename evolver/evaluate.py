@@ -20,9 +20,9 @@ from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
 from evolver.graph import normalise_error
 from evolver.model import Trajectory
+from evolver.skillbody import HELPER_TOOLS
 from evolver.skilldoc import slugify
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
-from evolver.synthesize import HELPER_TOOLS
 
 __all__ = [  # grouped: matching and compliance, measuring
     "match",

@@ -6,18 +6,29 @@ managed block (and, for skillforge's own skills, the description) is ever regene
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
 from evolver.diagnose import Diagnosis
-from evolver.graph import error_patterns, evidence, path_counts, recovered_errors, tool_path
-from evolver.guidance import Guidance, guidance
+from evolver.graph import evidence, path_counts, tool_path
+from evolver.guidance import guidance
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
+from evolver.skillbody import (
+    HELPER_TOOLS,
+    argument_keys,
+    call_limits,
+    guidance_of,
+    main_tools,
+    ok_runs,
+    percent,
+    plural,
+    recorded,
+    render_block,
+    tool_runs,
+)
 from evolver.skilldoc import (
     MAX_NAME,
     find_managed_block,
@@ -49,38 +60,7 @@ CLUSTER_KEY = "skillforge.cluster"
 VERSION_KEY = "skillforge.version"
 EVIDENCE_KEY = "skillforge.evidence"
 FINGERPRINT_KEY = "skillforge.fingerprint"
-HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
 MIN_ACTION_SHARE = 1 / 3  # an action tool names a skill only if this share of successes used it
-MAX_STEPS = 20
-MAX_PITFALLS = 8
-MIN_OVER_LIMIT = 2  # failed runs past a call limit before it is a pitfall
-
-
-def _ok(runs: Sequence[Trajectory]) -> list[Trajectory]:
-    return [r for r in runs if r.succeeded is True]
-
-
-def _failed(runs: Sequence[Trajectory]) -> list[Trajectory]:
-    return [r for r in runs if r.succeeded is False]
-
-
-def _code(text: str, limit: int = 80) -> str:
-    return f"`{sanitize_inline(text, limit) or '?'}`"
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{part / whole:.0%}" if whole else "n/a"
-
-
-def _tool_runs(runs: Sequence[Trajectory]) -> Counter[str]:
-    out: Counter[str] = Counter()
-    for run in runs:
-        out.update({c.name for c in run.tool_calls})
-    return out
 
 
 def action_tool(
@@ -90,13 +70,13 @@ def action_tool(
 
     Query-like tools (get_, search_, ...) count only with `actions_only=False`; reasoning
     helpers (think, calculate) and tools few successes used never do."""
-    ok = _ok(cluster.members)
+    ok = ok_runs(cluster.members)
     if not ok:
         return None
     default = max(tool_idf.values(), default=1.0)
     scores = {
         tool: n / len(ok) * tool_idf.get(tool, default)
-        for tool, n in _tool_runs(ok).items()
+        for tool, n in tool_runs(ok).items()
         if n / len(ok) >= MIN_ACTION_SHARE
         and slugify(tool) not in HELPER_TOOLS
         and not (actions_only and slugify(tool).split("-")[0] in QUERY_PREFIXES)
@@ -135,21 +115,6 @@ def derive_name(cluster: Cluster, tool_idf: Mapping[str, float], taken: Collecti
     return f"{stem}-{n}"
 
 
-def argument_keys(runs: Sequence[Trajectory], tool: str) -> list[str]:
-    """Argument keys successful runs passed to `tool`, most common first."""
-    keys: Counter[str] = Counter()
-    for run in _ok(runs):
-        for call in run.tool_calls:
-            if call.name == tool and isinstance(call.arguments, dict):
-                keys.update(str(k) for k in call.arguments)
-    return sorted(keys, key=lambda k: (-keys[k], k))
-
-
-def _main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
-    ok, every = _tool_runs(_ok(runs)), _tool_runs(runs)
-    return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
-
-
 def _join(items: Sequence[str], last: str = "or") -> str:
     items = list(items)
     if len(items) <= 1:
@@ -159,7 +124,7 @@ def _join(items: Sequence[str], last: str = "or") -> str:
 
 def _title(name: str, cluster: Cluster) -> str:
     """The action in words: the tool's name as a phrase, or the key terms a name came from."""
-    tools = {slugify(t) for r in _ok(cluster.members) for t in tool_path(r)}
+    tools = {slugify(t) for r in ok_runs(cluster.members) for t in tool_path(r)}
     words = name.split("-")
     if not any(name == t or name.startswith(t + "-") for t in tools) and len(words) > 1:
         return f"Requests about {_join(words, 'and')}"
@@ -172,145 +137,10 @@ def describe(name: str, cluster: Cluster) -> str:
     words = [sanitize_inline(k, 40) for k in cluster.keywords[:6]]
     if words:
         parts.append(f"Use when a request involves {_join(words)}.")
-    tools = [sanitize_inline(t, 60) for t in _main_tools(cluster.members)]
+    tools = [sanitize_inline(t, 60) for t in main_tools(cluster.members)]
     if tools:
         parts.append(f"Main tools: {_join(tools, 'and')}.")
     return sanitize_inline(" ".join(parts), 1024).replace("<", "").replace(">", "")
-
-
-def _procedure(runs: Sequence[Trajectory]) -> list[str]:
-    counts = path_counts(runs)
-    ok = len(_ok(runs))
-    if not counts:
-        return ["No successful run called a tool; there is no procedure to follow yet."]
-    ranked = sorted(counts, key=lambda p: (-counts[p], len(p), p))
-    best = ranked[0]
-    lines = [f"Followed by {counts[best]} of {_n(ok, 'successful run')}:", ""]
-    for i, tool in enumerate(best[:MAX_STEPS], 1):
-        keys = [_code(k, 40) for k in argument_keys(runs, tool)[:6]]
-        args = f" with {', '.join(keys)}" if keys else ""
-        lines.append(f"{i}. Call {_code(tool)}{args}.")
-    if len(best) > MAX_STEPS:
-        lines.append(f"{MAX_STEPS + 1}. Continue as needed ({len(best) - MAX_STEPS} more calls).")
-    others = [p for p in ranked[1:4] if counts[p] > 1][:2]
-    if others:
-        lines.append("")
-        lines.append("Other paths that worked:")
-        lines.append("")
-        for path in others:
-            shown = " → ".join(_code(t, 60) for t in path[:8]) + (" → …" if len(path) > 8 else "")
-            lines.append(f"- {shown} ({_n(counts[path], 'run')})")
-    return lines
-
-
-def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
-    lines: list[str] = []
-    recovered = recovered_errors(runs)
-    for pattern in error_patterns(runs)[:MAX_PITFALLS]:
-        rec = recovered[(pattern.tool, pattern.message.lower())]
-        also = f"; {_n(rec, 'successful run')} hit it too and recovered" if rec else ""
-        lines.append(
-            f'- {_code(pattern.tool)} failed with "{pattern.message}": seen '
-            f"{_n(pattern.count, 'time')} in {_n(pattern.failed_runs, 'failed run')}{also}."
-        )
-    ok_tools, failed_tools = _tool_runs(_ok(runs)), _tool_runs(_failed(runs))
-    only_failed = sorted(
-        (t for t in failed_tools if t not in ok_tools), key=lambda t: (-failed_tools[t], t)
-    )
-    for tool in only_failed[:5]:
-        lines.append(
-            f"- {_code(tool)} was used by {_n(failed_tools[tool], 'failed run')} "
-            "and by no successful run."
-        )
-    for tool, limit, over in call_limits(runs)[:5]:
-        times = "once" if limit == 1 else f"{limit} times"
-        lines.append(
-            f"- {_code(tool)} was called more than {times} in {_n(over, 'failed run')}; "
-            f"no successful run called it more than {times}."
-        )
-    return lines or ["- No errors or failure-only tools in these runs."]
-
-
-def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
-    """(tool, most calls any successful run made, failed runs that made more), most such runs
-    first: repeating a call past what ever worked marks a run going in circles."""
-    most: Counter[str] = Counter()
-    for run in _ok(runs):
-        for tool, n in Counter(c.name for c in run.tool_calls).items():
-            most[tool] = max(most[tool], n)
-    over: Counter[str] = Counter()
-    for run in _failed(runs):
-        counts = Counter(c.name for c in run.tool_calls)
-        over.update(t for t, n in counts.items() if t in most and n > most[t])
-    found = [
-        (tool, most[tool], n)
-        for tool, n in over.items()
-        if n >= MIN_OVER_LIMIT and slugify(tool) not in HELPER_TOOLS
-    ]
-    return sorted(found, key=lambda f: (-f[2], f[0]))
-
-
-def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | None = None) -> str:
-    """The managed block: when to use, preconditions, procedure, verification, pitfalls,
-    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses."""
-    runs = cluster.members
-    guide = guide or Guidance()
-    ev = evidence(runs)
-    every = _tool_runs(runs)
-    lines = ["## When to use", ""]
-    if cluster.keywords:
-        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
-    tools = _main_tools(runs)
-    if tools:
-        shown = ", ".join(f"{_code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
-        lines.append(f"- Main tools: {shown}")
-    lines += _section("Preconditions", guide.preconditions)
-    lines += ["", "## Procedure", "", *_procedure(runs)]
-    lines += _section("Verification", guide.verification)
-    lines += ["", "## Pitfalls", "", *_pitfalls(runs)]
-    lines += _section("Guardrails", guide.guardrails)
-    lines += _section("Tool notes", guide.tool_notes)
-    listed = ", ".join(_code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
-    more = len(ev.trajectory_ids) - max_listed_ids
-    unknown = ev.runs - ev.successes - ev.failures
-    lines += [
-        "",
-        "## Evidence",
-        "",
-        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, {unknown} unknown); "
-        f"success rate {_pct(ev.successes, ev.successes + ev.failures)}",
-        f"- Cluster: `{cluster.id}`",
-        f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
-        f"- Fingerprint: `{ev.fingerprint}`",
-    ]
-    if guide.categories:
-        found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
-        lines.insert(-2, f"- Diagnosed failures: {found}")
-    return "\n".join(lines)
-
-
-def _section(title: str, body: Sequence[str]) -> list[str]:
-    return ["", f"## {title}", "", *body] if body else []
-
-
-_RECORDED = re.compile(r"^- Runs: \d+ \((\d+) succeeded, (\d+) failed", re.M)
-_DIGITS = re.compile(r"\d+")
-_PLURAL = re.compile(r"\b(run|time|failure)s\b")
-
-
-def _recorded(body: str) -> tuple[int, int]:
-    """(successes, failures) the existing managed block was written from; (0, 0) if none."""
-    span = find_managed_block(body)
-    found = _RECORDED.search(body[span[0] : span[1]]) if span else None
-    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
-
-
-def _guidance_of(body: str) -> str:
-    """A block's guidance without its figures: what must differ for a rewrite to be worth it."""
-    span = find_managed_block(body)
-    block = body[span[0] : span[1]] if span else ""
-    text = _DIGITS.sub("N", block.split("## Evidence", 1)[0])
-    return _PLURAL.sub(r"\1", text)
 
 
 def _summary(verb: str, name: str, ev: Evidence, path: Sequence[str]) -> str:
@@ -337,17 +167,17 @@ def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int
     text = (
         f"Cluster {cluster.id} groups {ev.runs} similar runs (key terms: {words}). "
         f"{ev.successes} of {known} runs with a known outcome succeeded "
-        f"({_pct(ev.successes, known)})"
+        f"({percent(ev.successes, known)})"
     )
     if path:
         shown = " → ".join(sanitize_inline(t, 40) for t in path)
-        text += f"; {_n(ok_on_path, 'successful run')} followed {shown}"
+        text += f"; {plural(ok_on_path, 'successful run')} followed {shown}"
     text += "."
     top = ev.errors[:3]
     if top:
         pits = "; ".join(
-            f'{sanitize_inline(p.tool, 40)} "{p.message}" ({_n(p.count, "time")} in '
-            f"{_n(p.failed_runs, 'failed run')})"
+            f'{sanitize_inline(p.tool, 40)} "{p.message}" ({plural(p.count, "time")} in '
+            f"{plural(p.failed_runs, 'failed run')})"
             for p in top
         )
         text += f" Top pitfalls: {pits}."
@@ -384,10 +214,11 @@ def synthesize(
     counts = path_counts(runs)
     path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
+    known = ev.successes + ev.failures
     ours = {
         MANAGED_KEY: "true",
         CLUSTER_KEY: cluster.id,
-        EVIDENCE_KEY: f"{ev.runs} runs, {_pct(ev.successes, ev.successes + ev.failures)} success",
+        EVIDENCE_KEY: f"{ev.runs} runs, {percent(ev.successes, known)} success",
         FINGERPRINT_KEY: ev.fingerprint,
     }
     if existing is None:
@@ -404,17 +235,17 @@ def synthesize(
     text = existing.text.replace("\r\n", "\n")
     fm, body = parse(text)
     new_body = replace_managed_block(body, block)
-    old_ok, old_failed = _recorded(body)
+    old_ok, old_failed = recorded(body)
     new_known = ev.successes + ev.failures - old_ok - old_failed
     attributed = sum(1 for d in diagnoses if d.skill == existing.name)
-    if _guidance_of(new_body) == _guidance_of(body) or new_known < rewrite_after:
+    if guidance_of(new_body) == guidance_of(body) or new_known < rewrite_after:
         return None  # only the figures moved, or too little new evidence to rewrite on
     if not find_managed_block(body) and attributed < rewrite_after:
         return None  # a person's skill is touched only once its failures pass the threshold
     reason += (
-        f" {_n(new_known, 'run')} with a known outcome arrived since it was written "
+        f" {plural(new_known, 'run')} with a known outcome arrived since it was written "
         f"({max(ev.failures - old_failed, 0)} of them failed; "
-        f"{_n(attributed, 'failure')} attributed to it in all)."
+        f"{plural(attributed, 'failure')} attributed to it in all)."
     )
     if not is_managed(fm):
         content = split(text)[0] + new_body

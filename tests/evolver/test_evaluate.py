@@ -19,8 +19,9 @@ from evolver.evaluate import (
     pitfall_hits,
 )
 from evolver.model import LoadedSkill
+from evolver.skillbody import call_limits
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
-from evolver.synthesize import call_limits, synthesize
+from evolver.synthesize import synthesize
 from tests.evolver.conftest import refund_runs, run, shipping_runs
 
 REFUND = """---

@@ -8,8 +8,9 @@ from evolver.changes import SkillDoc
 from evolver.cluster import Cluster, cluster
 from evolver.diagnose import Diagnosis, diagnose_all
 from evolver.graph import error_patterns, evidence, fingerprint
+from evolver.skillbody import argument_keys
 from evolver.skilldoc import BLOCK_BEGIN, BLOCK_END, parse, problems
-from evolver.synthesize import action_tool, argument_keys, derive_name, synthesize, tool_idf
+from evolver.synthesize import action_tool, derive_name, synthesize, tool_idf
 from tests.evolver.conftest import refund_runs, run, shipping_runs
 
 

@@ -1,0 +1,216 @@
+"""The managed block of a skill: its sections rendered from a cluster's runs.
+
+When to use, preconditions, procedure, verification, pitfalls, guardrails, tool notes
+and evidence, in that order; plus what a rewrite compares (the guidance without figures).
+Every piece of trajectory text is redacted and neutralised before it is quoted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from evolver.cluster import Cluster
+from evolver.graph import error_patterns, evidence, path_counts, recovered_errors
+from evolver.guidance import Guidance
+from evolver.model import Trajectory
+from evolver.redact import sanitize_inline
+from evolver.skilldoc import find_managed_block, slugify
+
+__all__ = [
+    "argument_keys",
+    "call_limits",
+    "code",
+    "failed_runs",
+    "guidance_of",
+    "main_tools",
+    "ok_runs",
+    "percent",
+    "plural",
+    "recorded",
+    "render_block",
+    "tool_runs",
+]
+
+HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
+MAX_STEPS = 20
+MAX_PITFALLS = 8
+MIN_OVER_LIMIT = 2  # failed runs past a call limit before it is a pitfall
+
+
+def ok_runs(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is True]
+
+
+def failed_runs(runs: Sequence[Trajectory]) -> list[Trajectory]:
+    return [r for r in runs if r.succeeded is False]
+
+
+def code(text: str, limit: int = 80) -> str:
+    return f"`{sanitize_inline(text, limit) or '?'}`"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "n/a"
+
+
+def tool_runs(runs: Sequence[Trajectory]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for run in runs:
+        out.update({c.name for c in run.tool_calls})
+    return out
+
+
+def argument_keys(runs: Sequence[Trajectory], tool: str) -> list[str]:
+    """Argument keys successful runs passed to `tool`, most common first."""
+    keys: Counter[str] = Counter()
+    for run in ok_runs(runs):
+        for call in run.tool_calls:
+            if call.name == tool and isinstance(call.arguments, dict):
+                keys.update(str(k) for k in call.arguments)
+    return sorted(keys, key=lambda k: (-keys[k], k))
+
+
+def main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
+    ok, every = tool_runs(ok_runs(runs)), tool_runs(runs)
+    return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
+
+
+def _procedure(runs: Sequence[Trajectory]) -> list[str]:
+    counts = path_counts(runs)
+    ok = len(ok_runs(runs))
+    if not counts:
+        return ["No successful run called a tool; there is no procedure to follow yet."]
+    ranked = sorted(counts, key=lambda p: (-counts[p], len(p), p))
+    best = ranked[0]
+    lines = [f"Followed by {counts[best]} of {plural(ok, 'successful run')}:", ""]
+    for i, tool in enumerate(best[:MAX_STEPS], 1):
+        keys = [code(k, 40) for k in argument_keys(runs, tool)[:6]]
+        args = f" with {', '.join(keys)}" if keys else ""
+        lines.append(f"{i}. Call {code(tool)}{args}.")
+    if len(best) > MAX_STEPS:
+        lines.append(f"{MAX_STEPS + 1}. Continue as needed ({len(best) - MAX_STEPS} more calls).")
+    others = [p for p in ranked[1:4] if counts[p] > 1][:2]
+    if others:
+        lines.append("")
+        lines.append("Other paths that worked:")
+        lines.append("")
+        for path in others:
+            shown = " → ".join(code(t, 60) for t in path[:8]) + (" → …" if len(path) > 8 else "")
+            lines.append(f"- {shown} ({plural(counts[path], 'run')})")
+    return lines
+
+
+def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
+    lines: list[str] = []
+    recovered = recovered_errors(runs)
+    for pattern in error_patterns(runs)[:MAX_PITFALLS]:
+        rec = recovered[(pattern.tool, pattern.message.lower())]
+        also = f"; {plural(rec, 'successful run')} hit it too and recovered" if rec else ""
+        lines.append(
+            f'- {code(pattern.tool)} failed with "{pattern.message}": seen '
+            f"{plural(pattern.count, 'time')} in {plural(pattern.failed_runs, 'failed run')}{also}."
+        )
+    ok_tools, failed_tools = tool_runs(ok_runs(runs)), tool_runs(failed_runs(runs))
+    only_failed = sorted(
+        (t for t in failed_tools if t not in ok_tools), key=lambda t: (-failed_tools[t], t)
+    )
+    for tool in only_failed[:5]:
+        lines.append(
+            f"- {code(tool)} was used by {plural(failed_tools[tool], 'failed run')} "
+            "and by no successful run."
+        )
+    for tool, limit, over in call_limits(runs)[:5]:
+        times = "once" if limit == 1 else f"{limit} times"
+        lines.append(
+            f"- {code(tool)} was called more than {times} in {plural(over, 'failed run')}; "
+            f"no successful run called it more than {times}."
+        )
+    return lines or ["- No errors or failure-only tools in these runs."]
+
+
+def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
+    """(tool, most calls any successful run made, failed runs that made more), most such runs
+    first: repeating a call past what ever worked marks a run going in circles."""
+    most: Counter[str] = Counter()
+    for run in ok_runs(runs):
+        for tool, n in Counter(c.name for c in run.tool_calls).items():
+            most[tool] = max(most[tool], n)
+    over: Counter[str] = Counter()
+    for run in failed_runs(runs):
+        counts = Counter(c.name for c in run.tool_calls)
+        over.update(t for t, n in counts.items() if t in most and n > most[t])
+    found = [
+        (tool, most[tool], n)
+        for tool, n in over.items()
+        if n >= MIN_OVER_LIMIT and slugify(tool) not in HELPER_TOOLS
+    ]
+    return sorted(found, key=lambda f: (-f[2], f[0]))
+
+
+def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | None = None) -> str:
+    """The managed block: when to use, preconditions, procedure, verification, pitfalls,
+    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses."""
+    runs = cluster.members
+    guide = guide or Guidance()
+    ev = evidence(runs)
+    every = tool_runs(runs)
+    lines = ["## When to use", ""]
+    if cluster.keywords:
+        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
+    tools = main_tools(runs)
+    if tools:
+        shown = ", ".join(f"{code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
+        lines.append(f"- Main tools: {shown}")
+    lines += _section("Preconditions", guide.preconditions)
+    lines += ["", "## Procedure", "", *_procedure(runs)]
+    lines += _section("Verification", guide.verification)
+    lines += ["", "## Pitfalls", "", *_pitfalls(runs)]
+    lines += _section("Guardrails", guide.guardrails)
+    lines += _section("Tool notes", guide.tool_notes)
+    listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
+    more = len(ev.trajectory_ids) - max_listed_ids
+    unknown = ev.runs - ev.successes - ev.failures
+    lines += [
+        "",
+        "## Evidence",
+        "",
+        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, {unknown} unknown); "
+        f"success rate {percent(ev.successes, ev.successes + ev.failures)}",
+        f"- Cluster: `{cluster.id}`",
+        f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
+        f"- Fingerprint: `{ev.fingerprint}`",
+    ]
+    if guide.categories:
+        found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
+        lines.insert(-2, f"- Diagnosed failures: {found}")
+    return "\n".join(lines)
+
+
+def _section(title: str, body: Sequence[str]) -> list[str]:
+    return ["", f"## {title}", "", *body] if body else []
+
+
+_RECORDED = re.compile(r"^- Runs: \d+ \((\d+) succeeded, (\d+) failed", re.M)
+_DIGITS = re.compile(r"\d+")
+_PLURAL = re.compile(r"\b(run|time|failure)s\b")
+
+
+def recorded(body: str) -> tuple[int, int]:
+    """(successes, failures) the existing managed block was written from; (0, 0) if none."""
+    span = find_managed_block(body)
+    found = _RECORDED.search(body[span[0] : span[1]]) if span else None
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+def guidance_of(body: str) -> str:
+    """A block's guidance without its figures: what must differ for a rewrite to be worth it."""
+    span = find_managed_block(body)
+    block = body[span[0] : span[1]] if span else ""
+    text = _DIGITS.sub("N", block.split("## Evidence", 1)[0])
+    return _PLURAL.sub(r"\1", text)
