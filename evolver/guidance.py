@@ -46,6 +46,7 @@ class Guidance:
     verification: tuple[str, ...] = ()
     tool_notes: tuple[str, ...] = ()
     guardrails: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()  # functional skills that cover steps of the procedure
     categories: dict[str, int] = field(default_factory=dict)
 
     def sections(self) -> list[str]:

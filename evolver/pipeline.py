@@ -13,6 +13,7 @@ from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
 from evolver.cluster import Cluster, cluster, cohesion, unique_runs
+from evolver.composite import functional_changes, functional_skills
 from evolver.diagnose import diagnose_all
 from evolver.graph import to_mermaid, tool_graph
 from evolver.hygiene import SkillUsage, hygiene_changes
@@ -155,6 +156,8 @@ def evolve(
         names[c.id] = found[0] if found else derive_name(c, weights, taken)
         taken.add(names[c.id])
     skill_of = {run.id: names[c.id] for c in eligible for run in c.members}
+    runs_by_cluster = {c.id: c.members for c in eligible}
+    functional = functional_skills(runs_by_cluster, taken, {d.name: d for d in library})
     diagnoses = diagnose_all(runs, skill_of=skill_of)
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
@@ -162,6 +165,7 @@ def evolve(
         "max_listed_ids": params.max_listed_ids,
         "diagnoses": diagnoses,
         "rewrite_after": params.rewrite_after,
+        "functional": functional,
     }
     for c in clusters:
         if c.size < params.min_runs:
@@ -191,6 +195,7 @@ def evolve(
         if change is not None:
             changes.append(change)
         reports.append(_status_report(c, "changed" if change else "unchanged", name))
+    changes += functional_changes(functional, runs_by_cluster, {d.name: d for d in library})
     changes += hygiene_changes(
         library,
         changed={ch.skill for ch in changes},

@@ -169,6 +169,7 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
         lines.append(f"- Main tools: {shown}")
     lines += _section("Preconditions", guide.preconditions)
     lines += ["", "## Procedure", "", *_procedure(runs)]
+    lines += _section("Uses", guide.uses)
     lines += _section("Verification", guide.verification)
     lines += ["", "## Pitfalls", "", *_pitfalls(runs)]
     lines += _section("Guardrails", guide.guardrails)

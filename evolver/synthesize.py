@@ -7,10 +7,12 @@ managed block (and, for skillforge's own skills, the description) is ever regene
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
+from evolver.composite import FunctionalSkill, uses_line
 from evolver.diagnose import Diagnosis
 from evolver.graph import evidence, path_counts, tool_path
 from evolver.guidance import guidance
@@ -200,6 +202,7 @@ def synthesize(
     mapped_by: str = "",
     diagnoses: Sequence[Diagnosis] = (),
     rewrite_after: int = 3,
+    functional: Sequence[FunctionalSkill] = (),
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
@@ -208,11 +211,11 @@ def synthesize(
     written; a person-written skill gets a managed block only once `rewrite_after` failures
     are attributed to it, and never loses a word outside that block."""
     runs = cluster.members
-    guide = guidance(runs, diagnoses)
-    ev = evidence(runs).model_copy(update={"categories": guide.categories})
-    block = render_block(cluster, max_listed_ids, guide)
     counts = path_counts(runs)
     path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
+    guide = replace(guidance(runs, diagnoses), uses=tuple(uses_line(functional, path)))
+    ev = evidence(runs).model_copy(update={"categories": guide.categories})
+    block = render_block(cluster, max_listed_ids, guide)
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
     known = ev.successes + ev.failures
     ours = {

@@ -36,7 +36,9 @@ def write_pictures(
             by_cluster.setdefault(cluster, []).append(run)
     pictures: dict[str, Picture] = {}
     for change in changes:
-        runs = by_cluster.get(change.cluster)
+        # A functional skill ("composite:c-1+c-2") is drawn from the clusters it recurs in.
+        clusters = change.cluster.removeprefix("composite:").split("+")
+        runs = [run for cluster in clusters for run in by_cluster.get(cluster, [])]
         if change.action == "retire" or not runs:
             continue
         graph = state_graph(runs)

@@ -1,0 +1,56 @@
+"""Functional skills: a stretch of steps two task groups share becomes one referenced skill."""
+
+from __future__ import annotations
+
+from evolver.changes import SkillDoc
+from evolver.model import ToolCall, Trajectory
+from evolver.pipeline import evolve
+from evolver.skilldoc import problems
+
+
+def run(rid: str, task: str, tools: list[str], success: bool = True) -> Trajectory:
+    return Trajectory(
+        id=rid,
+        task=task,
+        steps=[ToolCall(name=t, arguments={"account_id": "a"}, result="ok") for t in tools],
+        outcome={"success": success},
+    )
+
+
+SHARED = ["verify_identity", "load_account"]
+
+
+def two_task_groups() -> list[Trajectory]:
+    refunds = [run(f"r{i}", "refund my last payment", [*SHARED, "issue_refund"]) for i in range(5)]
+    closes = [
+        run(f"c{i}", "close my savings account", [*SHARED, "close_account"]) for i in range(5)
+    ]
+    return refunds + closes
+
+
+def test_a_shared_stretch_becomes_a_functional_skill_the_task_skills_reference():
+    result = evolve(two_task_groups(), [])
+    by_name = {c.skill: c for c in result.changes}
+    functional = by_name["verify-identity-then-load-account"]
+    assert functional.action == "create" and "recur in 2 task groups" in functional.reason
+    assert "1. Call `verify_identity`" in functional.content
+    assert problems(functional.content, functional.skill) == []
+    for task_skill in ("issue-refund", "close-account"):
+        uses = by_name[task_skill].content.split("## Uses", 1)[1].split("\n## ", 1)[0]
+        assert "`verify-identity-then-load-account` covers steps 1-2" in uses
+
+
+def test_a_known_functional_skill_is_kept_not_copied():
+    first = evolve(two_task_groups(), [])
+    library = [SkillDoc(name=c.skill, text=c.content) for c in first.changes]
+    assert evolve(two_task_groups(), library).empty
+
+
+def test_a_stretch_in_one_group_only_or_of_helper_tools_is_not_a_functional_skill():
+    refunds = [run(f"r{i}", "refund my last payment", [*SHARED, "issue_refund"]) for i in range(5)]
+    thinking = [
+        run(f"t{i}", "close my savings account", ["think", "calculate", "close_account"])
+        for i in range(5)
+    ]
+    names = {c.skill for c in evolve(refunds + thinking, []).changes}
+    assert not any("-then-" in name for name in names)
