@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 __all__ = ["redact", "sanitize_inline", "placeholder"]
 
@@ -113,6 +114,18 @@ def redact(text: str) -> str:
     """Replace API keys, tokens, credentials, emails, phone and card numbers with placeholders."""
     if not text:
         return text
+    return _redact(text) if len(text) <= _CACHED_UP_TO else _apply(text)
+
+
+_CACHED_UP_TO = 4096  # runs repeat the same short texts (tool names, errors) many times
+
+
+@lru_cache(maxsize=1 << 16)
+def _redact(text: str) -> str:
+    return _apply(text)
+
+
+def _apply(text: str) -> str:
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
