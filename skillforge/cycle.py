@@ -8,7 +8,6 @@ A crash at any point leaves main untouched; the next cycle cleans up and redoes 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from evolver.hygiene import SkillUsage
 from evolver.pipeline import EvolveParams, evolve
 
 from .config import Config
+from .files import write_atomically
 from .library import CommitSpec, FileChange, LibraryRepo
 from .output import write_line
 from .pictures import write_pictures
@@ -130,7 +130,7 @@ def _evolve_and_propose(
         config.proposals_dir / cycle_id, changes, trajectories, changeset.memberships
     )
     description = describe(cycle_id, branch, changes, changeset, pictures)
-    path = _write_atomically(config.proposals_dir / f"{cycle_id}.md", description)
+    path = write_atomically(config.proposals_dir / f"{cycle_id}.md", description)
     repo.push(f"refs/heads/{branch}")
     superseded = store.proposals("open")
     store.add_proposal(
@@ -237,11 +237,3 @@ def _drop_orphan_branches(store: Store, repo: LibraryRepo) -> None:
         for branch in repo.branches(BRANCH_PREFIX, remote=remote):
             if branch not in owned:
                 repo.delete_branch(branch, remote=remote)
-
-
-def _write_atomically(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,8 @@ from evolver.changes import SkillChange
 from evolver.drawing import to_mermaid, to_svg
 from evolver.model import Trajectory
 from evolver.stategraph import state_graph, to_graphml, to_json
+
+from .files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -45,17 +46,9 @@ def write_pictures(
         title = f"{change.skill}: tool transitions of {len(runs)} runs"
         stem = folder / change.skill  # a skill name is a slug: safe as a file name
         files = (
-            _write(stem.with_suffix(".svg"), to_svg(graph, title=title)),
-            _write(stem.with_suffix(".json"), json.dumps(to_json(graph), indent=1)),
-            _write(stem.with_suffix(".graphml"), to_graphml(graph)),
+            write_atomically(stem.with_suffix(".svg"), to_svg(graph, title=title)),
+            write_atomically(stem.with_suffix(".json"), json.dumps(to_json(graph), indent=1)),
+            write_atomically(stem.with_suffix(".graphml"), to_graphml(graph)),
         )
         pictures[change.skill] = Picture(to_mermaid(graph, title=title), files)
     return pictures
-
-
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
