@@ -1,13 +1,26 @@
-"""Reproduce the held-out evaluation end to end: evolve on some trials, evaluate on others.
+"""Reproduce the held-out evaluation end to end: evolve on some runs, evaluate on others.
 
     .venv/bin/python bench/eval_split.py                 # tau-bench airline, 0-1 -> 2-3
     .venv/bin/python bench/eval_split.py --out /tmp/split --train 0 1 --test 2 3
+    .venv/bin/python bench/eval_split.py --corpus tau2   # each agent held out in turn
+    .venv/bin/python bench/eval_split.py --corpus tau2 --train-model gpt-4.1 --test-model ft-gpt-4.1
+    .venv/bin/python bench/eval_split.py --corpus medagentbench   # leave one model out, x4
 
-Evolves a library from the training trials only (the SKILL.md of every change, written to
-OUT/library), writes the held-out trials to OUT/heldout.jsonl, chooses the compliance threshold
-by cross-validation inside the training trials (evolve on all but one, score that one), then
-runs `skillforge eval --library OUT/library OUT/heldout.jsonl --threshold T` and prints it.
-Last, the library's convergence: a second cycle over all the runs against that library.
+A split is one or more folds. `--split trial` (tau-bench airline's default) is one fold: the
+`--train` trials against the `--test` trials. `--split model` (the default for tau2 and
+MedAgentBench) holds each model out in turn and evolves on the others (with two models, both
+directions), or runs the one fold `--train-model`/`--test-model` name; a model is named in
+full or by the start of its name (`ft-gpt-4.1` for `ft:gpt-4.1-...`).
+
+For each fold it evolves a library from the training runs only (the SKILL.md of every change,
+written to OUT/library), writes the held-out runs to OUT/heldout.jsonl, chooses the compliance
+threshold by cross-validation inside the training runs (evolve on all but one training group,
+trial or model, and score that one; with a single group, its tasks are split into
+`--inner-folds` folds instead), then runs `skillforge eval --library OUT/library
+OUT/heldout.jsonl --threshold T` and prints it. Last, the library's convergence: a second cycle
+over the fold's runs against that library. With several folds each goes to OUT/<test side>/,
+and a summary gives every fold and all held-out runs pooled (each scored by its own fold's
+library and threshold), with paired bootstrap intervals on the AUROC margins.
 """
 
 from __future__ import annotations
@@ -15,9 +28,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
+import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +42,92 @@ from evolver.evaluate import NAIVE, Report, auroc, choose_threshold, convergence
 from evolver.model import Trajectory
 from evolver.pipeline import evolve
 from skillforge import cli
-from skillforge.importers import parse_record
+from skillforge.errors import InvalidTrajectory
+from skillforge.importers import parse_record, records_in_document
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpora" / "tau-bench-airline" / "gpt-4o-airline.json"
+CORPORA = {  # name: (file or folder of result files, default split)
+    "airline": (CORPUS, "trial"),
+    "tau2": (SHARED / "corpora" / "tau2-bench-gpt41", "model"),
+    "medagentbench": (SHARED / "corpora" / "medagentbench", "model"),
+}
+INNER_FOLDS = 5  # task folds for the threshold when the training side is a single group
+NAME_WIDTH = 28  # longer names of held-out sides are cut short in the summary
 
 
-def library_of(records: list[dict[str, Any]]) -> list[SkillDoc]:
-    """The skills one cycle writes from `records`, starting from an empty library."""
-    changes = evolve([parse_record(r) for r in records], []).changes
+@dataclass(frozen=True)
+class Item:
+    """One run of a corpus: the record as read (what goes to the held-out file), the run."""
+
+    record: dict[str, Any]
+    run: Trajectory
+
+    @property
+    def trial(self) -> Any:
+        return self.run.metadata.get("trial")
+
+    @property
+    def model(self) -> str:
+        return self.run.agent or "unknown"
+
+    @property
+    def task(self) -> str:
+        """The benchmark task (domain and id; the task text when a format has no id)."""
+        meta = self.run.metadata
+        if meta.get("task_id") is None:
+            return self.run.task
+        return f"{meta.get('domain') or ''}/{meta['task_id']}"
+
+
+def load_corpus(path: Path) -> list[Item]:
+    """Every run of a result file, or of the .json result files in a folder, in file order.
+    A folder's model names come from each file's name (MedAgentBench's `<model>_overall.json`)
+    or its runs (tau2's agent)."""
+    files = sorted(p for p in path.glob("*.json") if p.is_file()) if path.is_dir() else [path]
+    items: list[Item] = []
+    for file in files:
+        document = json.loads(file.read_text(encoding="utf-8"))
+        for record in records_in_document(document, source_name=str(file)):
+            try:
+                items.append(Item(record, parse_record(record)))
+            except InvalidTrajectory:
+                continue
+    if not items:
+        raise SystemExit(f"no runs in {path}")
+    return items
+
+
+def library_from(runs: Sequence[Trajectory]) -> list[SkillDoc]:
+    """The skills one cycle writes from `runs`, starting from an empty library."""
+    changes = evolve(list(runs), []).changes
     return [SkillDoc(name=c.skill, text=c.content) for c in changes if c.content]
 
 
-def cv_threshold(records: list[dict[str, Any]], trials: list[int]) -> float:
-    """Compliance threshold chosen on the training trials alone: leave one trial out, evolve on
-    the rest, score the left-out trial, and take the best Youden's J over all of them."""
-    if len(trials) < 2:
+def inner_groups(train: Sequence[Item], key: Callable[[Item], Any], folds: int) -> list[set[int]]:
+    """The training runs (by index) in the groups cross-validation leaves out one at a time:
+    the training groups (trials or models), or, when there is only one, `folds` folds of its
+    tasks (sorted, dealt round-robin), so that no task is on both sides of an inner split."""
+    values = sorted({key(i) for i in train}, key=str)
+    if len(values) >= 2:
+        return [{n for n, i in enumerate(train) if key(i) == v} for v in values]
+    tasks = sorted({i.task for i in train})
+    fold_of = {t: n % folds for n, t in enumerate(tasks)}
+    groups = [{n for n, i in enumerate(train) if fold_of[i.task] == f} for f in range(folds)]
+    return [g for g in groups if g]
+
+
+def cv_threshold(train: Sequence[Item], groups: Sequence[set[int]]) -> float:
+    """Compliance threshold chosen on the training runs alone: leave one group out, evolve on
+    the rest, score the left-out group, and take the best Youden's J over all of them."""
+    if len(groups) < 2:
         return 0.5
     scores: list[float] = []
     labels: list[bool] = []
-    for held in trials:
-        fit = [r for r in records if r["trial"] in trials and r["trial"] != held]
-        runs = [parse_record(r) for r in records if r["trial"] == held]
-        report = evaluate(library_of(fit), runs)
+    for held in groups:
+        fit = [i.run for n, i in enumerate(train) if n not in held]
+        runs = [train[n].run for n in sorted(held)]
+        report = evaluate(library_from(fit), runs)
         for row in report.scored:
             if row.compliance is not None:
                 scores.append(row.compliance)
@@ -66,15 +145,9 @@ def _margin(sample: list[Row], predictor: Callable[[Trajectory], float]) -> floa
     return None if ours is None or naive is None else ours - naive
 
 
-def auroc_margins(
-    report: Report, runs: list[Trajectory], resamples: int = 2000
-) -> dict[str, tuple[float, float, float]]:
-    """Compliance AUROC minus each naive predictor's on the same matched runs: the margin and a
-    95% paired bootstrap interval (resampling runs, fixed seed)."""
-    by_id = {r.id: r for r in runs}
-    rows = [
-        (s.compliance, by_id[s.run], s.success) for s in report.scored if s.compliance is not None
-    ]
+def margins(rows: list[Row], resamples: int = 2000) -> dict[str, tuple[float, float, float]]:
+    """Compliance AUROC minus each naive predictor's on the same rows: the margin and a 95%
+    paired bootstrap interval (resampling runs, fixed seed)."""
     rng = random.Random(0)
     out = {}
     for name, predictor in NAIVE.items():
@@ -86,45 +159,270 @@ def auroc_margins(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--corpus", type=Path, default=CORPUS, help="a tau-bench result file")
-    parser.add_argument("--train", type=int, nargs="+", default=[0, 1], metavar="TRIAL")
-    parser.add_argument("--test", type=int, nargs="+", default=[2, 3], metavar="TRIAL")
-    parser.add_argument("--out", type=Path, help="where to write the library and held-out runs")
-    args = parser.parse_args(argv)
-    if set(args.train) & set(args.test):
-        parser.error("the training and held-out trials overlap")
-    records = json.loads(args.corpus.read_text(encoding="utf-8"))
-    train = [r for r in records if r["trial"] in args.train]
-    test = [r for r in records if r["trial"] in args.test]
-    out = args.out or Path(tempfile.mkdtemp(prefix="skillforge-eval-"))
-    library = library_of(train)
+def matched_rows(report: Report, runs: Sequence[Trajectory]) -> list[Row]:
+    by_id = {r.id: r for r in runs}
+    return [
+        (s.compliance, by_id[s.run], s.success) for s in report.scored if s.compliance is not None
+    ]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test split: what each side is called and the runs on it."""
+
+    side: str  # "trials" or "models"
+    train_names: list[Any]
+    test_names: list[Any]
+    train: list[Item]
+    test: list[Item]
+
+    @property
+    def label(self) -> str:
+        return re.sub(r"[^A-Za-z0-9.]+", "-", "test-" + "+".join(map(str, self.test_names)))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A fold's held-out figures: its threshold, the runs, and each matched run's row."""
+
+    fold: Fold
+    skills: int
+    threshold: float
+    runs: int  # held-out runs with a known outcome
+    rows: list[Row]  # the matched ones
+
+
+def resolve_models(names: Sequence[str], models: Sequence[str]) -> list[str]:
+    """Each name as a model of the corpus: the model of that name, else the only one whose
+    name (with `:` read as `-`) starts with it."""
+    out = []
+    for name in names:
+        if name in models:
+            out.append(name)
+            continue
+        hits = [m for m in models if m.replace(":", "-").lower().startswith(name.lower())]
+        if len(hits) != 1:
+            known = ", ".join(models)
+            why = "matches none" if not hits else "is ambiguous"
+            raise SystemExit(f"model {name!r} {why}; the corpus has: {known}")
+        out.append(hits[0])
+    return out
+
+
+def folds_of(
+    items: Sequence[Item],
+    split: str,
+    train: Sequence[Any] | None = None,
+    test: Sequence[Any] | None = None,
+) -> list[Fold]:
+    """The folds of a split. Trials: the one fold `train` against `test`. Models: the one fold
+    named, the rest on the other side when only one side is named, or each model held out in
+    turn against all the others when neither is."""
+    if split == "trial":
+        train_t, test_t = list(train or [0, 1]), list(test or [2, 3])
+        if set(train_t) & set(test_t):
+            raise SystemExit("the training and held-out trials overlap")
+        fold = Fold(
+            "trials",
+            train_t,
+            test_t,
+            [i for i in items if i.trial in train_t],
+            [i for i in items if i.trial in test_t],
+        )
+        if not fold.train or not fold.test:
+            raise SystemExit(f"no runs for trials {train_t} or {test_t} in this corpus")
+        return [fold]
+    models = sorted({i.model for i in items})
+    picked_train = resolve_models(train, models) if train else None
+    picked_test = resolve_models(test, models) if test else None
+    if picked_train and picked_test and set(picked_train) & set(picked_test):
+        raise SystemExit("the training and held-out models overlap")
+    if picked_train or picked_test:
+        tr = picked_train or [m for m in models if m not in (picked_test or [])]
+        te = picked_test or [m for m in models if m not in tr]
+        sides = [(tr, te)]
+    else:
+        if len(models) < 2:
+            raise SystemExit(f"a model split needs two models or more; the corpus has {models}")
+        sides = [([m for m in models if m != held], [held]) for held in models]
+    folds = []
+    for tr, te in sides:
+        fold = Fold(
+            "models",
+            tr,
+            te,
+            [i for i in items if i.model in tr],
+            [i for i in items if i.model in te],
+        )
+        if not fold.train or not fold.test:
+            raise SystemExit(f"no runs to train on {tr} or to test on {te}")
+        folds.append(fold)
+    return folds
+
+
+def run_fold(fold: Fold, out: Path, inner_folds: int = INNER_FOLDS) -> tuple[int, Outcome]:
+    """Evolve, write, choose the threshold, run `skillforge eval`; print as it goes."""
+    library = library_from([i.run for i in fold.train])
+    shutil.rmtree(out / "library", ignore_errors=True)  # a previous run's skills would linger
     for doc in library:
         (out / "library" / doc.name).mkdir(parents=True, exist_ok=True)
         (out / "library" / doc.name / "SKILL.md").write_text(doc.text, encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
     heldout = out / "heldout.jsonl"
-    heldout.write_text("".join(json.dumps(r) + "\n" for r in test), encoding="utf-8")
-    threshold = cv_threshold(records, args.train)
-    print(f"evolved on trials {args.train} ({len(train)} runs): {len(library)} skills")
-    print(f"threshold {threshold:.3f}, chosen by leave-one-trial-out inside trials {args.train}")
+    heldout.write_text("".join(json.dumps(i.record) + "\n" for i in fold.test), encoding="utf-8")
+    key = (lambda i: i.trial) if fold.side == "trials" else (lambda i: i.model)
+    groups = inner_groups(fold.train, key, inner_folds)
+    threshold = cv_threshold(fold.train, groups)
+    names = fold.train_names
+    print(f"evolved on {fold.side} {names} ({len(fold.train)} runs): {len(library)} skills")
+    how = (
+        f"leave-one-{fold.side[:-1]}-out"
+        if len({key(i) for i in fold.train}) >= 2
+        else f"leave-one-task-fold-out ({len(groups)} folds of its tasks)"
+    )
+    print(f"threshold {threshold:.3f}, chosen by {how} inside {fold.side} {names}")
     command = ["eval", "--library", str(out / "library"), str(heldout), "--threshold"]
     command.append(f"{threshold:.3f}")
     print("$ skillforge " + " ".join(command), flush=True)
     code = cli.main(command)
-    runs = [parse_record(r) for r in test]
+    runs = [i.run for i in fold.test]
     report = evaluate(library, runs, threshold=threshold)
-    for name, (point, lo, hi) in auroc_margins(report, runs).items():
+    rows = matched_rows(report, runs)
+    for name, (point, lo, hi) in margins(rows).items():
         print(
             f"compliance AUROC minus {name!r} AUROC: {point:+.2f} "
             f"(95% paired bootstrap interval {lo:+.2f} to {hi:+.2f})"
         )
-    both = [parse_record(r) for r in train + test]
+    both = [i.run for i in fold.train + fold.test]
     share = convergence(evolve(both, library), library)
     print(
-        f"second cycle over trials {args.train + args.test} ({len(both)} runs) against this "
-        f"library: {share:.0%} of its runs needed a new or changed skill"
+        f"second cycle over {fold.side} {fold.train_names + fold.test_names} ({len(both)} runs) "
+        f"against this library: {share:.0%} of its runs needed a new or changed skill"
     )
+    return code, Outcome(fold, len(library), threshold, report.runs, rows)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _rate(yes: int, n: int) -> str:
+    return f"{yes / n:.0%} ({yes}/{n})" if n else "n/a"
+
+
+def summary_line(name: str, width: int, runs: int, rows: list[Row], thresholds: list[float]) -> str:
+    """One fold, or the pool: coverage, the three AUROCs, compliant vs other success, margins."""
+    labels = [y for _, _, y in rows]
+    compliant = [y for (c, _, y), t in zip(rows, thresholds, strict=True) if c >= t]
+    others = [y for (c, _, y), t in zip(rows, thresholds, strict=True) if c < t]
+    naive = [_num(auroc([f(r) for _, r, _ in rows], labels)) for f in NAIVE.values()]
+    found = margins(rows)
+    spans = ["{:+.2f} [{:+.2f}, {:+.2f}]".format(*found[k]) if k in found else "n/a" for k in NAIVE]
+    cover = f"{len(rows) / runs:.0%}" if runs else "n/a"
+    return (
+        f"{name:<{width}} {f'{len(rows)}/{runs}':>7} {cover:>5}  "
+        f"{_num(auroc([c for c, _, _ in rows], labels)):>5} {naive[0]:>6} {naive[1]:>6}  "
+        f"{_rate(sum(compliant), len(compliant)):>13} {_rate(sum(others), len(others)):>13}  "
+        f"{spans[0]:>20} {spans[1]:>20}"
+    )
+
+
+def path_blind(outcomes: Sequence[Outcome], items: Sequence[Item]) -> tuple[int, int, int]:
+    """(failed held-out runs, those that called the same tools in the same order as a
+    successful run of the same task, those that did as any successful run of the corpus).
+    Outcomes are read here only, after scoring, to say what a tool-path score could see."""
+    solved: dict[str, set[tuple[str, ...]]] = {}
+    for i in items:
+        if i.run.succeeded:
+            solved.setdefault(i.task, set()).add(tuple(c.name for c in i.run.tool_calls))
+    anywhere = set().union(*solved.values())
+    failed = [i for o in outcomes for i in o.fold.test if i.run.succeeded is False]
+    paths = [(i.task, tuple(c.name for c in i.run.tool_calls)) for i in failed]
+    same_task = sum(1 for task, path in paths if path in solved.get(task, ()))
+    same_any = sum(1 for _, path in paths if path in anywhere)
+    return len(failed), same_task, same_any
+
+
+def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
+    names = ["+".join(map(str, o.fold.test_names)) for o in outcomes]
+    names = [n if len(n) <= NAME_WIDTH else n[: NAME_WIDTH - 3] + "..." for n in names]
+    width = max(len(n) for n in [*names, "HELD OUT"])
+    print(
+        f"{'HELD OUT':<{width}} {'MATCHED':>7} {'COVER':>5}  {'AUROC':>5} {'NO-ERR':>6} "
+        f"{'FEWER':>6}  {'COMPLIANT OK':>13} {'OTHERS OK':>13}  "
+        f"{'MINUS NO-ERR [95%]':>20} {'MINUS FEWER [95%]':>20}"
+    )
+    pooled: list[Row] = []
+    cuts: list[float] = []
+    for name, o in zip(names, outcomes, strict=True):
+        print(summary_line(name, width, o.runs, o.rows, [o.threshold] * len(o.rows)))
+        pooled += o.rows
+        cuts += [o.threshold] * len(o.rows)
+    print(summary_line("pooled", width, sum(o.runs for o in outcomes), pooled, cuts))
+    print(
+        "pooled: every held-out run once, scored by its own fold's library and threshold "
+        f"(thresholds {', '.join(f'{o.threshold:.3f}' for o in outcomes)})"
+    )
+    failed, same_task, same_any = path_blind(outcomes, items)
+    print(
+        f"{same_task} of {failed} failed held-out runs called the same tools in the same order "
+        f"as a successful run of the same task, {same_any} as some successful run: by tool path "
+        "alone, those look like a success"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument(
+        "--corpus",
+        default="airline",
+        help=f"{', '.join(CORPORA)}, or a result file or folder of them (default airline)",
+    )
+    parser.add_argument("--split", choices=["trial", "model"], help="default: by corpus")
+    parser.add_argument("--train", type=int, nargs="+", metavar="TRIAL", help="default 0 1")
+    parser.add_argument("--test", type=int, nargs="+", metavar="TRIAL", help="default 2 3")
+    parser.add_argument("--train-model", nargs="+", metavar="MODEL")
+    parser.add_argument("--test-model", nargs="+", metavar="MODEL")
+    parser.add_argument(
+        "--inner-folds",
+        type=int,
+        default=INNER_FOLDS,
+        metavar="K",
+        help=f"task folds for the threshold when training on one group (default {INNER_FOLDS})",
+    )
+    parser.add_argument("--out", type=Path, help="where to write the library and held-out runs")
+    args = parser.parse_args(argv)
+    path, split = CORPORA.get(args.corpus, (Path(args.corpus), "trial"))
+    split = args.split or split
+    if split == "trial" and (args.train_model or args.test_model):
+        parser.error("--train-model/--test-model need --split model")
+    if split == "model" and (args.train or args.test):
+        parser.error(
+            "--train/--test name trials; with --split model use --train-model/--test-model"
+        )
+    items = load_corpus(path)
+    if split == "trial":
+        folds = folds_of(items, split, args.train, args.test)
+    else:
+        folds = folds_of(items, split, args.train_model, args.test_model)
+    out = args.out or Path(tempfile.mkdtemp(prefix="skillforge-eval-"))
+    outcomes: list[Outcome] = []
+    code = 0
+    for n, fold in enumerate(folds, 1):
+        if len(folds) > 1:
+            print(
+                f"== fold {n} of {len(folds)}: held out {fold.side} {fold.test_names} "
+                f"({len(fold.test)} runs)"
+            )
+        fold_code, outcome = run_fold(
+            fold, out / fold.label if len(folds) > 1 else out, args.inner_folds
+        )
+        code = code or fold_code
+        outcomes.append(outcome)
+        if len(folds) > 1:
+            print()
+    if len(folds) > 1:
+        print_summary(outcomes, items)
     return code
 
 

@@ -309,8 +309,12 @@ def evaluate(
     floor: float = MIN_SIMILARITY,
 ) -> Report:
     """Match each held-out run with a known outcome to a skill, score its compliance blind, and
-    measure compliance and the naive predictors against the outcomes."""
-    specs = [s for s in (skill_spec(d) for d in library) if s is not None]
+    measure compliance and the naive predictors against the outcomes. Runs fall under
+    task-level skills only: a functional skill (a few steps several task-level skills share and
+    list under Uses) is part of their procedures, not a whole task a run could follow. Every
+    skill that parses gets a row, with no runs where none fell under it."""
+    parsed = [s for s in (skill_spec(d) for d in library) if s is not None]
+    specs = [s for s in parsed if not s.functional]
     known = sorted((r for r in runs if r.succeeded is not None), key=lambda r: r.id)
     by_skill: dict[str, list[tuple[Trajectory, float]]] = {}
     scored: list[Scored] = []
@@ -331,7 +335,10 @@ def evaluate(
         matched=len(every),
         threshold=threshold,
         overall=_score("all matched runs", every, threshold),
-        skills=tuple(_score(name, by_skill[name], threshold) for name in sorted(by_skill)),
+        skills=tuple(
+            _score(name, by_skill.get(name, []), threshold)
+            for name in sorted({s.name for s in parsed} | set(by_skill))
+        ),
         scored=tuple(scored),
     )
 

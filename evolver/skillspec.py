@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from evolver.changes import SkillDoc
 from evolver.cluster import task_tokens
+from evolver.composite import KIND_KEY
 from evolver.skilldoc import find_managed_block, parse
 
 __all__ = ["Pitfall", "SkillSpec", "skill_spec"]
@@ -41,6 +42,7 @@ class SkillSpec:
     procedure: tuple[tuple[str, tuple[str, ...]], ...]  # (tool, argument keys), in order
     paths: tuple[tuple[str, ...], ...]  # the procedure's tools, then other paths that worked
     pitfalls: tuple[Pitfall, ...]
+    functional: bool = False  # shared steps other skills refer to, not a task of its own
 
     @property
     def known_tools(self) -> frozenset[str]:
@@ -91,6 +93,7 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
             paths.append(tuple(_TICKED.findall(line.rsplit("(", 1)[0])))
     if not procedure:
         return None
+    meta = fm.get("metadata")
     pitfalls: list[Pitfall] = []
     for line in sections.get("pitfalls", []):
         if m := _ERROR_PITFALL.match(line):
@@ -107,4 +110,5 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         procedure=tuple(procedure),
         paths=tuple(dict.fromkeys([tuple(t for t, _ in procedure), *paths])),
         pitfalls=tuple(pitfalls),
+        functional=isinstance(meta, dict) and meta.get(KIND_KEY) == "functional",
     )

@@ -258,6 +258,40 @@ def test_evaluate_reports_coverage_rates_and_aurocs() -> None:
     assert poem.skill is None and poem.compliance is None
 
 
+FUNCTIONAL = """---
+name: find-order-then-issue-refund
+description: 'Shared steps: find_order, then issue_refund. Use when a task needs these calls in
+  this order; several task-level skills refer to it.'
+metadata:
+  skillforge.managed: 'true'
+  skillforge.kind: functional
+---
+<!-- skillforge:begin -->
+## Procedure
+
+1. Call `find_order` with `order_id`.
+2. Call `issue_refund` with `amount`, `order_id`.
+<!-- skillforge:end -->
+"""
+
+
+def test_runs_fall_under_task_skills_not_functional_ones() -> None:
+    functional = spec(FUNCTIONAL, "find-order-then-issue-refund")
+    assert functional.functional and not spec().functional
+    terse = run("terse", "Please sort this out", [FIND, REFUND_OK], True)
+    # by tools alone the shared steps are the closest skill, but they are not a whole task
+    assert match(terse, [spec(), functional])[0] is functional
+    library = [
+        SkillDoc(name="issue-refund", text=REFUND),
+        SkillDoc(name="find-order-then-issue-refund", text=FUNCTIONAL),
+    ]
+    report = evaluate(library, [terse, run("ok", TASK, [FIND, REFUND_OK], True)])
+    assert report.matched == 2
+    assert {s.skill for s in report.scored} == {"issue-refund"}
+    shared = next(s for s in report.skills if s.name == "find-order-then-issue-refund")
+    assert shared.runs == 0 and shared.auroc is None  # listed, but no run falls under it
+
+
 # --- convergence ----------------------------------------------------------------------------
 
 

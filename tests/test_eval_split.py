@@ -1,0 +1,117 @@
+"""bench/eval_split.py: which runs each side of a split gets, and one small split end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import CORPORA, REPO_ROOT
+
+MAB = CORPORA / "medagentbench"
+TAU2 = CORPORA / "tau2-bench-gpt41"
+AIRLINE = CORPORA / "tau-bench-airline" / "gpt-4o-airline.json"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eval_split", REPO_ROOT / "bench/eval_split.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["eval_split"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def corpus(bench: ModuleType, path: Path) -> list:
+    if not path.exists():
+        pytest.skip(f"shared corpus missing: {path}")
+    return bench.load_corpus(path)
+
+
+def ids(items) -> set[str]:
+    return {i.run.id for i in items}
+
+
+def test_the_trial_split_keeps_the_airline_trials_apart(bench) -> None:
+    items = corpus(bench, AIRLINE)
+    [fold] = bench.folds_of(items, "trial")
+    assert {i.trial for i in fold.train} == {0, 1} and {i.trial for i in fold.test} == {2, 3}
+    assert (len(fold.train), len(fold.test)) == (100, 100)
+    with pytest.raises(SystemExit):
+        bench.folds_of(items, "trial", [0, 1], [1, 2])
+
+
+def test_the_model_split_holds_each_model_out_in_turn(bench) -> None:
+    items = corpus(bench, MAB)
+    folds = bench.folds_of(items, "model")
+    models = ["deepseekv3", "gpt-4o", "gpt-4o-mini", "llama-3.3"]
+    assert [f.test_names for f in folds] == [[m] for m in models]
+    for fold, held in zip(folds, models, strict=True):
+        assert {i.model for i in fold.test} == {held} and len(fold.test) == 100
+        assert {i.model for i in fold.train} == set(models) - {held} and len(fold.train) == 300
+        assert not ids(fold.train) & ids(fold.test)
+    assert sorted(r for f in folds for r in ids(f.test)) == sorted(ids(items))  # each run once
+
+
+def test_models_are_named_in_full_or_by_the_start_of_one_name(bench) -> None:
+    items = corpus(bench, TAU2)
+    ft = "ft:gpt-4.1-2025-04-14:sierra:tau2-full-sft:BzrYdMNm"
+    [fold] = bench.folds_of(items, "model", ["gpt-4.1"], ["ft-gpt-4.1"])
+    assert {i.model for i in fold.train} == {"gpt-4.1"} and {i.model for i in fold.test} == {ft}
+    assert (len(fold.train), len(fold.test)) == (100, 100)
+    [other_way] = bench.folds_of(items, "model", None, ["gpt-4.1"])  # the rest trains
+    assert {i.model for i in other_way.train} == {ft}
+    assert [f.test_names for f in bench.folds_of(items, "model")] == [[ft], ["gpt-4.1"]]
+    with pytest.raises(SystemExit, match="ambiguous"):
+        bench.folds_of(corpus(bench, MAB), "model", None, ["gpt"])
+    with pytest.raises(SystemExit, match="overlap"):
+        bench.folds_of(items, "model", ["gpt-4.1"], ["gpt-4.1", "ft"])
+
+
+def test_the_threshold_is_cross_validated_inside_the_training_side(bench) -> None:
+    items = corpus(bench, TAU2)
+    [fold] = bench.folds_of(items, "model", ["gpt-4.1"], ["ft-gpt-4.1"])
+    groups = bench.inner_groups(fold.train, lambda i: i.model, 5)  # one model: task folds
+    assert len(groups) == 5 and sorted(n for g in groups for n in g) == list(range(100))
+    tasks = [{fold.train[n].task for n in g} for g in groups]
+    assert all(not a & b for k, a in enumerate(tasks) for b in tasks[k + 1 :])
+    [mab] = bench.folds_of(corpus(bench, MAB), "model", None, ["llama"])
+    by_model = bench.inner_groups(mab.train, lambda i: i.model, 5)  # three models: one each
+    assert [{mab.train[n].model for n in g} for g in by_model] == [
+        {"deepseekv3"},
+        {"gpt-4o"},
+        {"gpt-4o-mini"},
+    ]
+
+
+def test_a_model_split_runs_end_to_end(bench, tmp_path: Path, capsys) -> None:
+    """Two MedAgentBench models, trimmed to their first 40 tasks: both directions and the pool."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for model in ("gpt-4o", "llama-3.3"):
+        source = MAB / f"{model}_overall.json"
+        if not source.exists():
+            pytest.skip(f"shared corpus missing: {source}")
+        document = json.loads(source.read_text())
+        document["custom"]["raw_results"] = [
+            r for r in document["custom"]["raw_results"] if r["index"] < 40
+        ]
+        (folder / f"{model}_overall.json").write_text(json.dumps(document))
+    out = tmp_path / "out"
+    assert bench.main(["--corpus", str(folder), "--split", "model", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "== fold 1 of 2: held out models ['gpt-4o'] (40 runs)" in text
+    assert "== fold 2 of 2: held out models ['llama-3.3'] (40 runs)" in text
+    assert "chosen by leave-one-task-fold-out (5 folds of its tasks) inside models" in text
+    assert text.count("$ skillforge eval --library") == 2
+    pooled = next(line for line in text.splitlines() if line.startswith("pooled "))
+    assert "80/80" in pooled
+    for held in ("gpt-4o", "llama-3.3"):
+        lines = (out / f"test-{held}" / "heldout.jsonl").read_text().splitlines()
+        assert len(lines) == 40 and {json.loads(line)["model"] for line in lines} == {held}
+        assert list((out / f"test-{held}" / "library").glob("*/SKILL.md"))
