@@ -40,6 +40,9 @@ class Daemon:
         self.stop = threading.Event()
         self._cycle_running = threading.Event()
         self._cycle_requested = threading.Event()
+        # Runs up to here are covered by a requested or running cycle (it reads the high
+        # water when it starts, which is at least this), so they do not ask for another.
+        self._requested_high_water = 0
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -103,8 +106,10 @@ class Daemon:
                     f"ingested {result.stored} trajectories from {result.files} files "
                     f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
                 )
-            pending = store.high_water() - store.evolved_high_water()
+            high_water = store.high_water()
+            pending = high_water - max(store.evolved_high_water(), self._requested_high_water)
             if pending and (first_pass or pending >= self.config.evolve_after):
+                self._requested_high_water = high_water
                 self.request_cycle()
             first_pass = False
             self._publish_next_cycle(store)

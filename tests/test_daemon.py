@@ -63,8 +63,10 @@ def test_waiting_runs_start_a_cycle_at_start_up(tmp_path, airline_lines):
     inbox = tmp_path / "trajectories"
     inbox.mkdir()
     (inbox / "runs.jsonl").write_text(airline_lines)
-    with Running(tmp_path, evolve_every_minutes=600, evolve_after=10**6) as run:
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=1, sweep_seconds=0.1) as run:
         run.wait_for("proposal ")
+        time.sleep(1.0)  # sweeps during and after the cycle must not ask for another
+    assert not [line for line in run.lines if "no new trajectories" in line]
 
 
 def test_enough_new_runs_start_a_cycle_early(tmp_path, airline_lines):
