@@ -130,8 +130,7 @@ def functional_changes(
                 skill=f.name,
                 action=action,
                 content=content,
-                summary=f"{'Add' if action == 'create' else 'Update'} {f.name}: shared by "
-                f"{len(f.clusters)} task groups"[:72],
+                summary=_summary(action, f),
                 reason=(
                     f"The steps {' → '.join(f.tools)} recur in {len(f.clusters)} task groups "
                     f"({', '.join(f.clusters)}), in {plural(len(ok), 'successful run')}, each "
@@ -150,6 +149,13 @@ def functional_changes(
             )
         )
     return out
+
+
+def _summary(action: str, f: FunctionalSkill) -> str:
+    """The commit subject, within 72 characters, never cut in the middle of a word."""
+    verb = "Add" if action == "create" else "Update"
+    full = f"{verb} {f.name}: shared by {len(f.clusters)} task groups"
+    return full if len(full) <= 72 else f"{verb} {f.name}"[:72]
 
 
 def _description(f: FunctionalSkill) -> str:

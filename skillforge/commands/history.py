@@ -14,7 +14,7 @@ def history(config: Config, skill: str) -> int:
     if not entries and not versions:
         write_line(f"no history for {skill!r}: never proposed, and no run reported loading it")
         return 0
-    write_line(f"{skill}: {len(entries)} proposed changes")
+    write_line(f"{skill}: {len(entries)} proposed change{'' if len(entries) == 1 else 's'}")
     for e in entries:
         figures = f"{e['successes']}/{e['runs']} runs succeeded" if e["runs"] else "no runs"
         decided = f" ({e['decision_reason']})" if e["decision_reason"] else ""

@@ -49,8 +49,9 @@ def status(config: Config) -> int:
     if config.library_path.exists():
         skills = LibraryRepo(config.library_path, config.remote_url).skills("main")
         write_line(f"library      {len(skills)} skills on main ({config.library_path})")
+        width = max((len(s.name) for s in skills), default=0) + 2
         for skill in skills:
-            write_line(f"  {skill.name:<40} used in {usage.get(skill.name, 0)} runs")
+            write_line(f"  {skill.name:<{width}} used in {usage.get(skill.name, 0)} runs")
     else:
         write_line("library      not created yet (it is on the first serve or evolve)")
     return 0
