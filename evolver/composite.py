@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evolver.changes import Evidence, SkillChange, SkillDoc
-from evolver.graph import tool_path
+from evolver.graph import is_helper, tool_path
 from evolver.graph_patterns import Composite, composites
 from evolver.model import Trajectory
 from evolver.skillbody import argument_keys, code, guidance_of, plural
@@ -22,7 +22,6 @@ __all__ = ["FunctionalSkill", "functional_changes", "functional_skills", "uses_l
 
 MAX_FUNCTIONAL = 3
 KIND_KEY = "skillforge.kind"
-_HELPERS = frozenset({"think", "calculate", "calculator", "reason", "plan"})
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def functional_skills(
     ours = {name for name, doc in (library or {}).items() if _is_functional(doc)}
     found = []
     for comp in composites(runs_by_cluster):
-        if any(t in _HELPERS for t in comp.tools):
+        if any(is_helper(t) for t in comp.tools):
             continue
         base = _base(comp)
         name = base if base in ours else _name(base, taken)

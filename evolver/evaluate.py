@@ -18,10 +18,8 @@ from typing import Any
 
 from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
-from evolver.graph import normalise_error
+from evolver.graph import is_helper, normalise_error
 from evolver.model import Trajectory
-from evolver.skillbody import HELPER_TOOLS
-from evolver.skilldoc import slugify
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
 
 __all__ = [  # grouped: matching and compliance, measuring
@@ -110,7 +108,7 @@ def match(
 
 def _helpful(tools: Iterable[str]) -> tuple[str, ...]:
     """Tool names without reasoning helpers (think, calculate), which no procedure asks for."""
-    return tuple(t for t in tools if slugify(t) not in HELPER_TOOLS)
+    return tuple(t for t in tools if not is_helper(t))
 
 
 def _collapsed(tools: Iterable[str]) -> tuple[str, ...]:

@@ -18,14 +18,17 @@ import networkx as nx
 from evolver.changes import ErrorPattern, Evidence
 from evolver.model import Trajectory
 from evolver.redact import redact, sanitize_inline
+from evolver.skilldoc import slugify
 
 __all__ = [
     "END",
+    "HELPER_TOOLS",
     "START",
     "best_path",
     "error_patterns",
     "evidence",
     "fingerprint",
+    "is_helper",
     "normalise_error",
     "path_counts",
     "recovered_errors",
@@ -37,6 +40,13 @@ __all__ = [
 
 START = "START"
 END = "END"
+# Reasoning aids, not steps of a task: no procedure, precondition or shared step names them.
+HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
+
+
+def is_helper(tool: str) -> bool:
+    """True for a reasoning aid (think, calculate, ...), whatever its spelling."""
+    return slugify(tool) in HELPER_TOOLS
 
 
 def tool_path(run: Trajectory) -> tuple[str, ...]:
@@ -95,7 +105,7 @@ def tool_graph(trajectories: Sequence[Trajectory]) -> nx.DiGraph:
     graph = nx.DiGraph()
     for name in sorted(nodes):
         graph.add_node(name, calls=nodes[name]["calls"], errors=nodes[name]["errors"])
-    for (src, dst) in sorted(edges):
+    for src, dst in sorted(edges):
         e = edges[(src, dst)]
         known = len(e["ok"]) + len(e["failed"])
         graph.add_edge(

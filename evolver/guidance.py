@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evolver.diagnose import Category, Diagnosis
+from evolver.graph import is_helper
 from evolver.graph_patterns import preconditions
 from evolver.model import ToolCall, Trajectory
 from evolver.redact import sanitize_inline
@@ -22,7 +23,6 @@ __all__ = ["Guidance", "guidance", "tool_notes"]
 MIN_NOTE_FAILURES = 2  # failing calls of a tool before its argument forms earn a note
 MAX_LINES = 5
 MIN_GUARDRAIL_RUNS = 2  # a root cause seen once is an anecdote, not a guardrail
-_HELPERS = frozenset({"think", "calculate", "calculator", "reason", "plan"})
 
 # What each diagnosed root cause asks of the agent next time.
 _ADVICE = {
@@ -87,7 +87,7 @@ def _n(count: int, word: str) -> str:
 def _preconditions(runs: Sequence[Trajectory]) -> tuple[str, ...]:
     lines = []
     for p in preconditions(runs, min_support=3, min_confidence=0.9):
-        if p.before in _HELPERS or p.tool in _HELPERS:
+        if is_helper(p.before) or is_helper(p.tool):
             continue
         skipped = len(p.violating_failures)
         evidence = f"{p.support} successful runs did ({p.confidence:.0%})"
@@ -102,7 +102,7 @@ def _verification(runs: Sequence[Trajectory]) -> tuple[str, ...]:
     endings: Counter[tuple[str, str]] = Counter()
     ok = [r for r in runs if r.succeeded is True]
     for run in ok:
-        calls = [c for c in run.tool_calls if c.name not in _HELPERS]
+        calls = [c for c in run.tool_calls if not is_helper(c.name)]
         if calls and not calls[-1].error:
             endings[(calls[-1].name, result_summary(calls[-1]))] += 1
     if not endings:
@@ -136,7 +136,7 @@ def _guardrails(diagnoses: Sequence[Diagnosis]) -> tuple[str, ...]:
         needs_expected = "{expected}" in _ADVICE.get(d.category, "{expected}")
         if d.category not in _ADVICE or not d.tool or (needs_expected and not d.expected):
             continue
-        if d.tool in _HELPERS or d.expected in _HELPERS:
+        if is_helper(d.tool) or (d.expected and is_helper(d.expected)):
             continue
         groups[(d.category, d.tool, d.expected or "")].append(d)
     lines = []
@@ -161,7 +161,7 @@ def tool_notes(runs: Sequence[Trajectory]) -> list[str]:
     failed: dict[str, Counter[str]] = defaultdict(Counter)
     for run in runs:
         for call in run.tool_calls:
-            if call.name in _HELPERS:
+            if is_helper(call.name):
                 continue
             form = _form(call)
             if call.error:

@@ -12,11 +12,17 @@ from collections import Counter
 from collections.abc import Sequence
 
 from evolver.cluster import Cluster
-from evolver.graph import error_patterns, evidence, path_counts, recovered_errors
+from evolver.graph import (
+    error_patterns,
+    evidence,
+    is_helper,
+    path_counts,
+    recovered_errors,
+)
 from evolver.guidance import Guidance
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
-from evolver.skilldoc import find_managed_block, slugify
+from evolver.skilldoc import find_managed_block
 
 __all__ = [
     "argument_keys",
@@ -33,7 +39,6 @@ __all__ = [
     "tool_runs",
 ]
 
-HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
 MAX_STEPS = 20
 MAX_PITFALLS = 8
 MIN_OVER_LIMIT = 2  # failed runs past a call limit before it is a pitfall
@@ -148,7 +153,7 @@ def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
     found = [
         (tool, most[tool], n)
         for tool, n in over.items()
-        if n >= MIN_OVER_LIMIT and slugify(tool) not in HELPER_TOOLS
+        if n >= MIN_OVER_LIMIT and not is_helper(tool)
     ]
     return sorted(found, key=lambda f: (-f[2], f[0]))
 

@@ -14,12 +14,11 @@ from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
 from evolver.diagnose import Diagnosis
-from evolver.graph import evidence, path_counts, tool_path
+from evolver.graph import evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
 from evolver.skillbody import (
-    HELPER_TOOLS,
     argument_keys,
     call_limits,
     guidance_of,
@@ -80,7 +79,7 @@ def action_tool(
         tool: n / len(ok) * tool_idf.get(tool, default)
         for tool, n in tool_runs(ok).items()
         if n / len(ok) >= MIN_ACTION_SHARE
-        and slugify(tool) not in HELPER_TOOLS
+        and not is_helper(tool)
         and not (actions_only and slugify(tool).split("-")[0] in QUERY_PREFIXES)
     }
     return min(scores, key=lambda t: (-scores[t], t)) if scores else None
