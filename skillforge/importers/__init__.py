@@ -9,14 +9,19 @@ with a one-line reason, which the quarantine shows. `records_in_document(doc)` s
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
 from evolver.model import Trajectory
+from evolver.redact import redact
 
 from ..errors import InvalidTrajectory
+from .anthropic import from_anthropic_record, is_anthropic_record
 from .chat import from_chat_record, from_tau_record, is_chat_record, is_tau_record
+from .claude_code import is_claude_code_event
+from .codex import is_codex_line
 from .medagentbench import (
     from_medagentbench_record,
     is_medagentbench_document,
@@ -24,9 +29,18 @@ from .medagentbench import (
     medagentbench_records,
 )
 from .native import from_native_record, is_native_record
+from .otel import is_otlp_document
+from .responses import from_responses_record, is_responses_record
 from .tau2 import from_tau2_record, is_tau2_record, is_tau2_results, tau2_records
 
-__all__ = ["parse_line", "parse_record", "records_in_document", "validate"]
+__all__ = [
+    "RECORD_FORMATS",
+    "parse_line",
+    "parse_record",
+    "record_format",
+    "records_in_document",
+    "validate",
+]
 
 
 def records_in_document(document: Any, source_name: str | None = None) -> list[Any]:
@@ -40,32 +54,98 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
     return [document]
 
 
+# Per-record formats, in detection order (the benchmark shapes first: they have `messages` too).
+RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., Trajectory]]] = {
+    "tau-bench": (is_tau_record, from_tau_record),
+    "tau2-bench": (is_tau2_record, from_tau2_record),
+    "medagentbench": (is_medagentbench_record, from_medagentbench_record),
+    "anthropic-messages": (is_anthropic_record, from_anthropic_record),
+    "openai-responses": (is_responses_record, from_responses_record),
+    "openai-chat": (is_chat_record, from_chat_record),
+    "native": (is_native_record, from_native_record),
+}
+
+
+def record_format(record: Any) -> str | None:
+    """The name of the per-record format `record` is in, or None."""
+    if not isinstance(record, dict):
+        return None
+    return next((name for name, (test, _) in RECORD_FORMATS.items() if test(record)), None)
+
+
 def parse_record(record: Any) -> Trajectory:
     """Detect the record's format and convert it."""
     if not isinstance(record, dict):
         raise InvalidTrajectory(
             f"a JSON {_json_type(record)} is not a trajectory; expected an object"
         )
-    if is_tau_record(record):
-        return from_tau_record(record)
-    if is_tau2_record(record):
-        return from_tau2_record(record)
-    if is_medagentbench_record(record):
-        return from_medagentbench_record(record)
     if is_tau2_results(record) or is_medagentbench_document(record):
         raise InvalidTrajectory(
             "a whole benchmark results document holds many runs: take it in as a .json file"
         )
-    if is_chat_record(record):
-        return from_chat_record(record)
-    if is_native_record(record):
-        return from_native_record(record)
+    whole_file = _whole_file_format(record)
+    if whole_file:
+        raise InvalidTrajectory(f"{whole_file}: convert the file with `skillforge import PATH`")
+    name = record_format(record)
+    if name is not None:
+        return _storable(name, record)
     keys = ", ".join(sorted(record)[:8]) or "none"
     raise InvalidTrajectory(
         "unrecognised record: expected the skillforge schema (task, steps), an OpenAI chat "
-        "record (messages), a tau-bench record (task_id, reward, traj), a tau2-bench "
+        "record (messages), Anthropic messages (tool_use blocks), OpenAI Responses items "
+        "(input/output/items), a tau-bench record (task_id, reward, traj), a tau2-bench "
         f"simulation or a MedAgentBench result (index, status, history); its keys: {keys}"
     )
+
+
+MAX_FREE_DEPTH = 64  # metadata or arguments nested deeper could not be read back from the store
+
+
+def _storable(name: str, record: dict[str, Any]) -> Trajectory:
+    """Convert with the `name` importer. Whatever a hostile record trips (a wrong type deep
+    inside, a lone surrogate, nesting the store could not read back) is an InvalidTrajectory:
+    the line is quarantined, never a crash of intake (found by tests/reliability)."""
+    try:
+        trajectory = RECORD_FORMATS[name][1](record)
+        trajectory.model_dump_json()  # what the store writes: fails on lone surrogates
+    except InvalidTrajectory:
+        raise
+    except ValidationError as exc:
+        raise InvalidTrajectory(f"not a valid trajectory: {describe(exc)}") from exc
+    except RecursionError as exc:
+        raise InvalidTrajectory("not a valid trajectory: nested too deeply") from exc
+    except Exception as exc:  # untrusted input must never crash intake
+        reason = redact(f"malformed {name} record: {type(exc).__name__}: {exc}")
+        raise InvalidTrajectory(reason[:300]) from exc
+    free = [trajectory.metadata, *(call.arguments for call in trajectory.tool_calls)]
+    if max(map(_depth, free)) > MAX_FREE_DEPTH:
+        raise InvalidTrajectory(
+            f"not a valid trajectory: metadata or arguments nested over {MAX_FREE_DEPTH} levels"
+        )
+    return trajectory
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a JSON value (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _whole_file_format(record: dict[str, Any]) -> str | None:
+    """Why a record is one part of a file that holds runs as a whole, if it is."""
+    if is_otlp_document(record):
+        return "an OpenTelemetry trace export holds spans, not runs"
+    if is_codex_line(record):
+        return "a line of a Codex rollout is one event of a run"
+    if is_claude_code_event(record) and ("sessionId" in record or "uuid" in record):
+        return "a line of a Claude Code transcript is one event of a run"
+    return None
 
 
 def parse_line(raw: bytes) -> Trajectory:

@@ -11,6 +11,7 @@ recognised from the result text (`Error: ...`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from evolver.model import Trajectory, content_id
@@ -29,12 +30,57 @@ def is_tau_record(record: dict[str, Any]) -> bool:
 
 def from_chat_record(record: dict[str, Any]) -> Trajectory:
     """A `{"messages": [...], ...outcome}` record as a trajectory."""
-    steps = steps_from_messages(record["messages"])
+    return trajectory_from_record(record, steps_from_messages, "openai-chat", prefix="chat")
+
+
+def trajectory_from_openai_messages(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    task: str | None = None,
+    success: bool | None = None,
+    reward: float | None = None,
+    agent: str | None = None,
+    skills: Sequence[str] = (),
+    id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Trajectory:
+    """An OpenAI Chat Completions message list (as sent to the API) as a trajectory.
+
+    `task` defaults to the first user message; the id, when not given, is a hash of the input.
+    """
+    return trajectory_from_parts(
+        steps_from_messages([dict(m) if isinstance(m, Mapping) else m for m in messages]),
+        {"messages": list(messages)},
+        "openai-chat",
+        prefix="chat",
+        task=task,
+        success=success,
+        reward=reward,
+        agent=agent,
+        skills=skills,
+        id=id,
+        metadata=metadata,
+    )
+
+
+def trajectory_from_record(
+    record: dict[str, Any],
+    steps_from: Callable[[list[Any]], list[dict[str, Any]]],
+    format: str,
+    *,
+    prefix: str,
+) -> Trajectory:
+    """A `{"messages", outcome|reward|success, id?, task?, ...}` record, its messages read by
+    `steps_from`: the record shape shared by the chat-style importers."""
+    steps = steps_from(record["messages"])
+    system = record.get("system")  # Anthropic requests carry the system prompt beside messages
+    if isinstance(system, str) and system.strip():
+        steps.insert(0, {"type": "message", "role": "system", "text": system})
     outcome = record.get("outcome")
     if outcome is None and ("reward" in record or "success" in record):
         outcome = {"reward": record.get("reward"), "success": record.get("success")}
     data = {
-        "id": record.get("id") or content_id(record, prefix="chat"),
+        "id": record.get("id") or content_id(record, prefix=prefix),
         "agent": record.get("agent"),
         "task": record.get("task") or _first_user_text(steps),
         "started_at": record.get("started_at"),
@@ -42,7 +88,44 @@ def from_chat_record(record: dict[str, Any]) -> Trajectory:
         "steps": steps,
         "outcome": outcome,
         "skills": record.get("skills") or [],
-        "metadata": {"format": "openai-chat", **(record.get("metadata") or {})},
+        "metadata": {"format": format, **(record.get("metadata") or {})},
+    }
+    return _validated(data)
+
+
+def trajectory_from_parts(
+    steps: list[dict[str, Any]],
+    source: Mapping[str, Any],
+    format: str,
+    *,
+    prefix: str,
+    task: str | None = None,
+    success: bool | None = None,
+    reward: float | None = None,
+    agent: str | None = None,
+    skills: Sequence[str] = (),
+    id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Trajectory:
+    """Converted steps plus the caller's keywords as a validated trajectory.
+
+    Without `id`, the id hashes `source` and the keywords, so the same run gives the same id.
+    """
+    if isinstance(skills, str):
+        raise InvalidTrajectory("skills must be a list of skill names, not one string")
+    outcome = None
+    if success is not None or reward is not None:
+        outcome = {"success": success, "reward": reward}
+    given = {"task": task, "outcome": outcome, "agent": agent, "skills": list(skills)}
+    given["metadata"] = dict(metadata or {})
+    data = {
+        "id": id or content_id({**source, **given}, prefix=prefix),
+        "agent": agent,
+        "task": task or _first_user_text(steps),
+        "steps": steps,
+        "outcome": outcome,
+        "skills": [{"name": name} for name in skills],
+        "metadata": {"format": format, **(metadata or {})},
     }
     return _validated(data)
 
