@@ -5,3 +5,8 @@ output model (retrying once with the parse error), and answers from the cache wh
 same prompt was answered before. It never exceeds its `Budget`; when the budget or the API
 runs out it returns `None` and says why, and the caller keeps the offline result.
 """
+
+from .budget import Budget, Usage
+from .client import Answer, LLMClient, client_from_config
+
+__all__ = ["Answer", "Budget", "LLMClient", "Usage", "client_from_config"]
