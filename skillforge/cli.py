@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -12,12 +13,17 @@ from . import config as config_module
 from .commands.eval import eval_library
 from .commands.evolve import evolve
 from .commands.history import history
+from .commands.import_ import import_
 from .commands.ingest import ingest
+from .commands.publish_plugin import publish_plugin
 from .commands.review import review_accept, review_list, review_reject, review_show
+from .commands.rollback import rollback
 from .commands.schema import schema
 from .commands.serve import serve
 from .commands.status import status
+from .commands.sync import sync_skills
 from .errors import SkillforgeError
+from .importers.files import FORMATS
 from .output import write_line
 from .store import utcnow
 
@@ -44,9 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve_p.add_argument(
         "--polling", action="store_true", default=None, help="poll instead of inotify"
     )
+    serve_p.add_argument(
+        "--http", metavar="HOST:PORT", help="also take trajectories over HTTP, e.g. 127.0.0.1:8765"
+    )
 
     ingest_p = commands.add_parser("ingest", help="take trajectory files or folders in once")
     ingest_p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    import_p = commands.add_parser(
+        "import", help="convert transcripts and result files of other formats into the inbox"
+    )
+    import_p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    how = import_p.add_mutually_exclusive_group()
+    how.add_argument("--format", choices=FORMATS, help="read every file as this format")
+    how.add_argument("--mapping", type=Path, metavar="FILE", help="a format mapping (TOML/JSON)")
 
     commands.add_parser("evolve", help="run one evolution cycle now")
     eval_p = commands.add_parser("eval", help="score a skill library against held-out trajectories")
@@ -68,6 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("schema", help="print the trajectory JSON Schema")
     history_p = commands.add_parser("history", help="a skill's changes across cycles and its runs")
     history_p.add_argument("skill")
+    rollback_p = commands.add_parser(
+        "rollback", help="propose putting a skill back to an earlier version (reviewed)"
+    )
+    rollback_p.add_argument("skill")
+    rollback_p.add_argument(
+        "--to", metavar="VERSION", help="version to restore (default: the previous one)"
+    )
+    sync_p = commands.add_parser("sync", help="clone or fast-forward the library for an agent")
+    where = sync_p.add_mutually_exclusive_group()
+    where.add_argument("--to", type=Path, metavar="DIR", help="the folder to sync")
+    where.add_argument(
+        "--agent", choices=["claude", "agents", "codex"], help="its skills folder (default agents)"
+    )
+    sync_p.add_argument("--project", type=Path, metavar="PATH", help="a project's folder, not HOME")
+    sync_p.add_argument("--remote", metavar="URL", help="library remote (default: configured)")
+    commands.add_parser("publish-plugin", help="propose a Claude Code plugin marketplace file")
 
     review_p = commands.add_parser("review", help="list, show, accept or reject proposals")
     actions = review_p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -96,18 +128,29 @@ def dispatch(args: argparse.Namespace) -> int:
         "evolve_every_minutes": getattr(args, "evolve_every_minutes", None),
         "evolve_after": getattr(args, "evolve_after", None),
         "polling": getattr(args, "polling", None),
+        "http": getattr(args, "http", None),
     }
     config = config_module.load(args.config, overrides=overrides)
     if args.command == "serve":
         return serve(config)
     if args.command == "ingest":
         return ingest(config, args.paths)
+    if args.command == "import":
+        return import_(config, args.paths, format=args.format, mapping=args.mapping)
     if args.command == "evolve":
         return evolve(config)
     if args.command == "status":
         return status(config)
     if args.command == "history":
         return history(config, args.skill)
+    if args.command == "rollback":
+        return rollback(config, args.skill, args.to)
+    if args.command == "sync":
+        return sync_skills(
+            config, to=args.to, agent=args.agent, project=args.project, remote=args.remote
+        )
+    if args.command == "publish-plugin":
+        return publish_plugin(config)
     if args.action == "list":
         return review_list(config, args.status)
     if args.action == "show":
@@ -128,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         write_line("interrupted (^C)", stream=sys.stderr)
         return 130
+    except BrokenPipeError:  # `skillforge status | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception:
         log = Path(args.home or "var") / "log" / f"crash-{utcnow():%Y%m%d-%H%M%S}.log"
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -41,6 +41,64 @@ class Config(BaseModel):
         90,
         ge=0,
         description="A skillforge skill no run loaded for this long is proposed for retirement.",
+    )
+    regression_min_runs: int = Field(
+        10,
+        ge=1,
+        description="Runs with a known outcome each skill version needs before a drop in "
+        "success can open a revert proposal.",
+    )
+    llm_provider: Literal["auto", "anthropic", "openai", "offline"] = Field(
+        "auto",
+        description="LLM refinement: auto = anthropic if ANTHROPIC_API_KEY, else openai if"
+        " OPENAI_API_KEY or llm_base_url, else offline.",
+    )
+    llm_model: str | None = Field(
+        None, description="Model name (default: ANTHROPIC_MODEL / OPENAI_MODEL, else built-in)."
+    )
+    llm_base_url: str | None = Field(
+        None, description="API base URL, e.g. http://localhost:8000/v1 for vLLM or Ollama."
+    )
+    llm_api_key: str | None = Field(
+        None,
+        repr=False,  # never in a log line or traceback
+        description="API key (default: the provider's ANTHROPIC_/OPENAI_API_KEY variable).",
+    )
+    llm_max_calls: int = Field(20, ge=0, description="LLM requests per cycle, at most.")
+    llm_max_input_tokens: int = Field(200_000, ge=0, description="Input tokens per cycle.")
+    llm_max_output_tokens: int = Field(40_000, ge=0, description="Output tokens per cycle.")
+    llm_max_cost_usd: float = Field(1.0, ge=0, description="Estimated USD per cycle, at most.")
+    llm_usd_per_mtok_in: float = Field(3.0, ge=0, description="Price per million input tokens.")
+    llm_usd_per_mtok_out: float = Field(
+        15.0, ge=0, description="Price per million output tokens."
+    )
+    llm_timeout_seconds: float = Field(60.0, gt=0, description="Timeout of one LLM request.")
+    llm_retries: int = Field(
+        2, ge=0, description="SDK retries (with backoff) on 429, 5xx and timeouts."
+    )
+    http: str | None = Field(
+        None, description="HOST:PORT where `serve` takes trajectories over HTTP (off if unset)."
+    )
+    http_token: str | None = Field(
+        None, description="Bearer token HTTP intake requires (needed off loopback)."
+    )
+    http_max_bytes: int = Field(
+        32 << 20, ge=1024, description="Larger HTTP request bodies are refused (413)."
+    )
+    host: Literal["auto", "github", "gitea", "none"] = Field(
+        "auto",
+        description="Code host for pull requests: auto = github when the remote is on github.com.",
+    )
+    host_api_url: str | None = Field(
+        None, description="REST API root (default: api.github.com, or REMOTE-HOST/api/v1)."
+    )
+    host_repo: str | None = Field(None, description="owner/name (default: from the remote URL).")
+    host_token: str | None = Field(
+        None, repr=False, description="API token (default: GITHUB_TOKEN or GITEA_TOKEN)."
+    )
+    auto_merge: bool = Field(False, description="Merge proposals the auto-merge policy allows.")
+    auto_merge_min_failures: int = Field(
+        3, ge=1, description="Failed runs each auto-merged pitfall must be backed by."
     )
 
     @property

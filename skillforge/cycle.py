@@ -8,6 +8,8 @@ A crash at any point leaves main untouched; the next cycle cleans up and redoes 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +20,17 @@ from evolver.changes import SkillChange
 from evolver.hygiene import SkillUsage
 from evolver.pipeline import EvolveParams, evolve
 
+from . import host_sync, series
 from .config import Config
 from .files import write_atomically
+from .hosts import host_from_config
 from .library import CommitSpec, FileChange, LibraryRepo
 from .output import write_line
 from .pictures import write_pictures
-from .proposal import describe
+from .plugin import refresh_commits
+from .proposal import describe, with_feedback
+from .refine import refine_cycle
+from .regression import with_reverts
 from .store import Store, utcnow
 
 BRANCH_PREFIX = "evolve/"
@@ -55,6 +62,7 @@ def run_cycle(
     now = now or utcnow()
     with repo.lock():
         store.interrupt_running_cycles(now=now)  # under the lock, a 'running' cycle is a dead one
+        host_sync.read_back(store, repo, host_from_config(config), say=say)  # PRs decided?
         _drop_orphan_branches(store, repo)
         high_water, evolved = store.high_water(), store.evolved_high_water()
         cycle_id = f"{now:%Y%m%d-%H%M%S}-{store.count('cycles') + 1:04d}"
@@ -106,6 +114,10 @@ def _evolve_and_propose(
         usage=_usage(store, repo),
         now=utcnow(),
     )
+    # Regression watch: reverts of skills whose newest version made runs worse.
+    changeset = with_reverts(
+        store, repo, changeset, min_runs=config.regression_min_runs, say=say
+    )
     say(
         f"cycle {cycle_id}: {len(changeset.clusters)} clusters, "
         f"{len(changeset.changes)} skill changes against main"
@@ -113,26 +125,45 @@ def _evolve_and_propose(
     changes = _worth_proposing(store, changeset.changes, say)
     store.save_memberships(changeset.memberships)  # the next cycle keeps these clusters
     base = dict(id=cycle_id, trajectories=len(trajectories), new=new)
+    # Code host / reviewer edits: maybe continue the open proposal's branch (see series.py),
+    # leaving skills a reviewer edited there alone; reviewers' earlier feedback in each reason.
+    host = host_from_config(config)
+    plan = series.plan(
+        store, repo, changes, BRANCH_PREFIX + cycle_id, hosted=host is not None,
+        prefix=BRANCH_PREFIX, say=say,
+    )  # fmt: skip
+    changes = [with_feedback(c, store.feedback_for(c.skill)) for c in plan.changes]
     if not changes:
         return CycleResult(status="done", message="no change to propose", **base)  # type: ignore[arg-type]
-    wanted = {(c.skill, c.evidence.fingerprint) for c in changes}
+    wanted = {(c.skill, c.evidence.fingerprint) for c in changes} | plan.held
     for open_proposal in store.proposals("open"):
         held = {(c["skill"], c["fingerprint"]) for c in store.proposal_changes(open_proposal["id"])}
         if held == wanted:
             message = f"the open proposal {open_proposal['id']} already holds these changes"
+            _supersede_older(store, repo, open_proposal)  # a crash may have left them open
             return CycleResult(status="done", proposal=open_proposal["id"], message=message, **base)  # type: ignore[arg-type]
+    # The LLM pass, when one is configured: the same changes and evidence, better written.
+    changes, llm = refine_cycle(
+        store, config, cycle_id, changes, changeset, trajectories, library, say=say
+    )
 
-    branch = BRANCH_PREFIX + cycle_id
+    branch = plan.branch
     commits = [CommitSpec(c.commit_message, _files(repo, c)) for c in changes]
+    commits += refresh_commits(repo, changes)  # the plugin marketplace, when main publishes one
     base_sha = repo.head("main")
-    shas = repo.commit_on_branch(branch, commits)
+    pause_point("commit", say)
+    shas = series.build(repo, plan, commits, cycle_id)
     pictures = write_pictures(
         config.proposals_dir / cycle_id, changes, trajectories, changeset.memberships
     )
-    description = describe(cycle_id, branch, changes, changeset, pictures)
+    description = describe(cycle_id, branch, changes, changeset, pictures, llm=llm)
+    description += plan.note()
     path = write_atomically(config.proposals_dir / f"{cycle_id}.md", description)
+    pause_point("push", say)
     repo.push(f"refs/heads/{branch}")
-    superseded = store.proposals("open")
+    pause_point("record", say)
+    # Only earlier cycles' proposals: a rollback by hand stays open until it is reviewed.
+    superseded = [p for p in store.proposals("open") if p["branch"].startswith(BRANCH_PREFIX)]
     store.add_proposal(
         {
             "id": cycle_id,
@@ -156,12 +187,17 @@ def _evolve_and_propose(
                 "version": _version(c),
             }
             for c in changes
-        ],
+        ]
+        + list(plan.kept_rows),
     )
+    pause_point("supersede", say)
     for old in superseded:
         store.decide(old["id"], "superseded", reason=f"superseded by {cycle_id}", now=utcnow())
-        repo.delete_branch(old["branch"])
+        if old["branch"] != branch:  # a continued branch stays
+            repo.delete_branch(old["branch"])
     say(f"cycle {cycle_id}: proposed {len(changes)} skill changes on {branch}")
+    # Pull request on the code host, and the opt-in auto-merge policy.
+    host_sync.publish(store, repo, config, host, cycle_id, changes, plan, library, say=say)
     return CycleResult(
         status="done",
         changes=len(changes),
@@ -237,3 +273,27 @@ def _drop_orphan_branches(store: Store, repo: LibraryRepo) -> None:
         for branch in repo.branches(BRANCH_PREFIX, remote=remote):
             if branch not in owned:
                 repo.delete_branch(branch, remote=remote)
+
+
+def _supersede_older(store: Store, repo: LibraryRepo, newest: dict) -> None:
+    """Supersede the open cycle proposals older than `newest`: a cycle killed after recording
+    its proposal but before superseding the old ones is redone as 'already holds'."""
+    for old in store.proposals("open"):
+        older = (old["created_at"], old["id"]) < (newest["created_at"], newest["id"])
+        if older and old["branch"].startswith(BRANCH_PREFIX):
+            reason = f"superseded by {newest['id']}"
+            store.decide(old["id"], "superseded", reason=reason, now=utcnow())
+            if old["branch"] != newest["branch"]:
+                repo.delete_branch(old["branch"])
+
+
+PAUSE_ENV = "SKILLFORGE_TEST_PAUSE"  # tests only, see pause_point
+
+
+def pause_point(point: str, say: Callable[[str], None]) -> None:
+    """Tests only: with SKILLFORGE_TEST_PAUSE=<point>[:seconds] a cycle says so and sleeps
+    here (an hour by default), so a crash test can SIGKILL the daemon at a known step."""
+    wanted, _, seconds = os.environ.get(PAUSE_ENV, "").partition(":")
+    if wanted == point:
+        say(f"test pause at {point}")
+        time.sleep(float(seconds or 3600))

@@ -2,8 +2,9 @@
 
 The main thread does intake (one SQLite connection); an apscheduler job runs cycles on
 its own thread with its own connection. `max_instances=1, coalesce=True` keep cycles from
-overlapping, and the library lock keeps them apart from the review CLI. On SIGTERM or
-Ctrl-C intake stops between batches and a running cycle is allowed to finish.
+overlapping, and the library lock keeps them apart from the review CLI. With `http` set,
+`http_intake` takes runs over HTTP on its own threads and asks for cycles the same way. On
+SIGTERM or Ctrl-C intake stops between batches and a running cycle is allowed to finish.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .config import Config
 from .cycle import run_cycle
 from .errors import SkillforgeError
+from .http_intake import IntakeServer
 from .intake import IngestResult, ingest_file, quarantine_file_sink
 from .library import LibraryRepo
 from .output import write_line
@@ -43,6 +45,8 @@ class Daemon:
         # Runs up to here are covered by a requested or running cycle (it reads the high
         # water when it starts, which is at least this), so they do not ask for another.
         self._requested_high_water = 0
+        self._trigger_lock = threading.Lock()  # inbox and HTTP intake both ask for cycles
+        self._http: IntakeServer | None = None
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -52,6 +56,7 @@ class Daemon:
         """Serve until `stop` is set (by a signal or the caller). Returns an exit code."""
         config = self.config
         config.home.mkdir(parents=True, exist_ok=True)
+        config.inbox.mkdir(parents=True, exist_ok=True)  # before 'serving': writers may start
         LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
         store = Store(config.db_path)
         try:
@@ -67,9 +72,12 @@ class Daemon:
                 id=JOB_ID,
             )
             self.scheduler.start()
+            self._start_http()
             self._intake_loop(store)
         finally:
             self.say("skillforge stopping: waiting for a running cycle to finish")
+            if self._http:
+                self._http.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)
             store.set_state(pid=None, next_cycle=None)
@@ -106,13 +114,31 @@ class Daemon:
                     f"ingested {result.stored} trajectories from {result.files} files "
                     f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
                 )
-            high_water = store.high_water()
-            pending = high_water - max(store.evolved_high_water(), self._requested_high_water)
-            if pending and (first_pass or pending >= self.config.evolve_after):
-                self._requested_high_water = high_water
-                self.request_cycle()
+            self._after_intake(store, first=first_pass)
             first_pass = False
             self._publish_next_cycle(store)
+
+    def _start_http(self) -> None:
+        config = self.config
+        if not config.http:
+            return
+        sink = quarantine_file_sink(config.quarantine_file)
+        self._http = IntakeServer(
+            config, on_stored=self._after_intake, on_quarantine=sink, say=self.say
+        ).start()
+        self.say(
+            f"http intake on {self._http.url}/v1/trajectories"
+            + (" (bearer token required)" if config.http_token else "")
+        )
+
+    def _after_intake(self, store: Store, *, first: bool = False) -> None:
+        """Ask for a cycle when enough new runs arrived, from the inbox or over HTTP."""
+        with self._trigger_lock:
+            high_water = store.high_water()
+            pending = store.stored_after(max(store.evolved_high_water(), self._requested_high_water))
+            if pending and (first or pending >= self.config.evolve_after):
+                self._requested_high_water = high_water
+                self.request_cycle()
 
     def request_cycle(self) -> None:
         """Run a cycle as soon as possible (once; a running cycle picks the request up)."""

@@ -31,6 +31,7 @@ from skillforge.errors import (
 )
 
 MAIN = "main"
+PUSH_ATTEMPTS = 10  # merge pushes redone on top of a main someone else moved meanwhile
 _IDENTITY = {"user.name": "skillforge", "user.email": "skillforge@localhost"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # git's own `local_repo_env`: if a parent git process (a hook, `rebase -x`) leaked one of
@@ -324,6 +325,27 @@ class LibraryRepo:
         listing = self._git("ls-tree", "-r", "-z", "--name-only", self._need(ref), "--", folder)
         return sorted(p for p in listing.split("\0") if p.startswith(folder + "/"))
 
+    def first_parent_history(self, path: str, ref: str = MAIN) -> list[str]:
+        """Commits on `ref`'s first-parent line (merges as they landed) that changed `path`,
+        newest first."""
+        check_path(path)
+        out = self._git("log", "--first-parent", "--format=%H", self._need(ref), "--", path)
+        return out.split()
+
+    def read(self, path: str, ref: str = MAIN) -> str | None:
+        """The text of `path` at `ref`, or None when it does not exist there."""
+        check_path(path)
+        commit = self._need(ref)
+        if not self._git("ls-tree", "-z", "--full-tree", commit, "--", path).strip("\0"):
+            return None
+        raw = cast(bytes, self._git("cat-file", "blob", f"{commit}:{path}", binary=True))
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LibraryRepoError(
+                f"{path} at {commit[:10]} is not UTF-8 text; restore it with git by hand."
+            ) from exc
+
     def branches(self, prefix: str = "evolve/", remote: bool = False) -> list[str]:
         """Names of local (or, with remote, origin's) branches that start with `prefix`."""
         if remote:
@@ -350,6 +372,76 @@ class LibraryRepo:
     def fsck(self) -> None:
         """Check the working copy's object store; raise LibraryRepoError on any problem."""
         self._git("fsck", "--full", "--no-progress", "--no-dangling")
+
+    # -- branches others push to (code hosts, reviewers) -----------------------------
+
+    def fetch(self) -> None:
+        """`git fetch --prune origin`: see branches reviewers pushed or a host deleted."""
+        self._git("fetch", "--quiet", "--prune", "origin")
+
+    def folders_edited_without(self, trailer: str, base: str, ref: str) -> set[str]:
+        """Top-level folders changed on `ref` since `base` by non-merge commits whose message
+        lacks the `trailer` key (commits skillforge did not write). Call `fetch()` first."""
+        self._need(base)
+        self._need(ref)
+        fmt = f"--format=%x00%H %(trailers:key={trailer},valueonly,separator=%x2C)"
+        out = self._git("log", "--no-merges", fmt, "--name-only", f"{base}..{ref}", "--")
+        folders: set[str] = set()
+        for chunk in out.split("\0")[1:]:
+            head, _, paths = chunk.partition("\n")
+            if not head.partition(" ")[2].strip():
+                folders |= {p.split("/", 1)[0] for p in paths.splitlines() if "/" in p}
+        return folders
+
+    def fast_forward_main(self) -> str:
+        """Fetch and fast-forward local main (and the working tree) to origin's, after a merge
+        made elsewhere (a code host); return main's sha."""
+        self.fetch()
+        if self._try("symbolic-ref", "--quiet", "HEAD") != f"refs/heads/{MAIN}":
+            raise LibraryRepoError(
+                f"The library working copy {self.workdir} is not on main; "
+                "run `git checkout main` there and retry."
+            )
+        try:
+            self._git("merge", "--quiet", "--ff-only", f"refs/remotes/origin/{MAIN}")
+        except LibraryRepoError as exc:
+            raise LibraryRepoError(
+                f"Local main in {self.workdir} has diverged from origin/main; run "
+                "`git reset --hard origin/main` there if its extra commits are unwanted."
+            ) from exc
+        return self._need(MAIN)
+
+    def continue_branch(
+        self, branch: str, commits: Sequence[CommitSpec], keep: Sequence[str], message: str
+    ) -> list[str]:
+        """Continue origin's `branch` without rewriting it: first a merge commit of main whose
+        tree is main's with the `keep` folders as the branch has them, then `commits` on top.
+
+        The result fast-forwards origin's branch (a plain push, never forced); `git diff
+        main...branch` then shows only the kept folders and the new commits. Returns the shas.
+        """
+        self._check_branch(branch)
+        for folder in keep:
+            check_path(folder)
+        tip = self._need(f"refs/remotes/origin/{branch}")
+        main = self._need(MAIN)
+        with tempfile.TemporaryDirectory(prefix="skillforge-") as tmp:
+            index = Path(tmp) / "index"
+            self._git("read-tree", main, index=index)
+            for folder in keep:
+                self._git(
+                    "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", folder, index=index
+                )
+                if self._try("rev-parse", "--verify", "--quiet", f"{tip}:{folder}") is not None:
+                    self._git("read-tree", f"--prefix={folder}/", f"{tip}:{folder}", index=index)
+            tree = self._git("write-tree", index=index).strip()
+        stdin = message.encode("utf-8", errors="replace")
+        merge = self._git("commit-tree", tree, "-p", tip, "-p", main, stdin=stdin).strip()
+        self._git("update-ref", "-d", f"refs/heads/{branch}")
+        shas = self.commit_on_branch(branch, commits, base=merge)
+        if not shas:
+            self._git("update-ref", "-m", "skillforge: continue", f"refs/heads/{branch}", merge, "")
+        return [merge, *shas]
 
     # -- writing --------------------------------------------------------------------
 
@@ -439,8 +531,10 @@ class LibraryRepo:
     def merge(self, branch: str, message: str) -> str:
         """Merge `branch` into main with a merge commit, push main, and return its sha.
 
-        Retries once on top of the new origin/main if someone else pushed main meanwhile;
-        on failure local main is put back where it was. Hold `lock()` around it.
+        The merge commit is built on origin's main with plumbing (local main and the working
+        tree move only once the push has landed), so the window in which someone else's push
+        can win is a few git calls; a push that loses that race is redone on top of the new
+        origin/main (up to PUSH_ATTEMPTS times, never forced). Hold `lock()` around it.
         """
         self._check_branch(branch)
         self._git("fetch", "--quiet", "origin")
@@ -455,42 +549,54 @@ class LibraryRepo:
                 "stash or remove them (see `git status` there) and retry."
             )
         source = self._rev(f"refs/heads/{branch}") or self._need(f"refs/remotes/origin/{branch}")
-        for attempt in (1, 2):
-            if self._rev(f"refs/remotes/origin/{MAIN}") is not None:
-                try:
-                    self._git("merge", "--quiet", "--ff-only", f"refs/remotes/origin/{MAIN}")
-                except LibraryRepoError as exc:
-                    raise LibraryRepoError(
-                        f"Local main in {self.workdir} has diverged from origin/main; run "
-                        "`git reset --hard origin/main` there if its extra commits are "
-                        "unwanted, then retry."
-                    ) from exc
-            before = self._need("HEAD")
-            if self._try("merge-base", "--is-ancestor", source, before) is not None:
+        self._fast_forward_to_origin()
+        for attempt in range(1, PUSH_ATTEMPTS + 1):
+            onto = self._rev(f"refs/remotes/origin/{MAIN}") or self._need("HEAD")
+            if self._try("merge-base", "--is-ancestor", source, onto) is not None:
                 raise LibraryRepoError(f"The branch {branch!r} is already merged into main.")
-            sha = self._merge_commit(branch, source, message, before)
+            sha = self._merge_commit(branch, source, message, onto)
             try:
-                self._git("push", "--quiet", "origin", f"refs/heads/{MAIN}:refs/heads/{MAIN}")
-                return sha
+                self._git("push", "--quiet", "origin", f"{sha}:refs/heads/{MAIN}")
             except LibraryRepoError:
-                self._git("reset", "--quiet", "--hard", before)
                 self._git("fetch", "--quiet", "origin")
-                if attempt == 2 or self._rev(f"refs/remotes/origin/{MAIN}") == before:
-                    raise
+                if self._rev(f"refs/remotes/origin/{MAIN}") == onto:
+                    raise  # rejected for another reason than a newer main
+                if attempt == PUSH_ATTEMPTS:
+                    raise LibraryRepoError(
+                        f"main on {self.remote} moved {PUSH_ATTEMPTS} times while merging "
+                        f"{branch!r}; nothing was pushed. Retry when pushes to main calm down."
+                    ) from None
+                time.sleep(0.02 * attempt)  # let a burst of pushes by others pass
+                continue
+            self._git("merge", "--quiet", "--ff-only", sha)  # local main and working tree
+            return sha
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _merge_commit(self, branch: str, source: str, message: str, before: str) -> str:
+    def _fast_forward_to_origin(self) -> None:
+        if self._rev(f"refs/remotes/origin/{MAIN}") is None:
+            return
         try:
-            self._git("merge", "--quiet", "--no-ff", "--no-edit", "-m", message, source)
+            self._git("merge", "--quiet", "--ff-only", f"refs/remotes/origin/{MAIN}")
         except LibraryRepoError as exc:
-            conflicted = self._git("ls-files", "--unmerged").strip()
-            with contextlib.suppress(LibraryRepoError):
-                self._git("merge", "--abort")
-            self._git("reset", "--quiet", "--hard", before)
-            if conflicted:
+            raise LibraryRepoError(
+                f"Local main in {self.workdir} has diverged from origin/main; run "
+                "`git reset --hard origin/main` there if its extra commits are "
+                "unwanted, then retry."
+            ) from exc
+
+    def _merge_commit(self, branch: str, source: str, message: str, onto: str) -> str:
+        """A merge commit of `source` into `onto`, made without touching any ref or file."""
+        try:
+            tree = self._git(
+                "merge-tree", "--write-tree", "--no-messages", onto, source
+            ).split()[0]
+        except LibraryRepoError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, git.GitCommandError) and cause.status == 1:
                 raise MergeConflictError(
                     f"The branch {branch!r} no longer merges cleanly into main; reject it, "
                     "or rebase it on main and review it again."
                 ) from exc
             raise
-        return self._need("HEAD")
+        stdin = (message.rstrip("\n") + "\n").encode("utf-8", errors="replace")
+        return self._git("commit-tree", tree, "-p", onto, "-p", source, stdin=stdin).strip()

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from evolver.changes import ChangeSet, SkillChange
+from evolver.redact import sanitize_inline
 
 from .pictures import Picture
+
+if TYPE_CHECKING:
+    from .llm.budget import Usage
+    from .refine import Refined
 
 MAX_IDS = 50
 _KIND = {"create": "new skill", "update": "update", "retire": "retire"}
@@ -18,8 +24,10 @@ def describe(
     changes: Sequence[SkillChange],
     changeset: ChangeSet,
     pictures: Mapping[str, Picture] | None = None,
+    llm: Refined | None = None,
 ) -> str:
-    """Markdown for a proposal (also the body of a pull request on a code host)."""
+    """Markdown for a proposal (also the body of a pull request on a code host); `llm` adds
+    what the LLM pass did and cost, per skill."""
     pictures = pictures or {}
     runs = changeset.trajectories
     lines = [
@@ -40,8 +48,10 @@ def describe(
             f"| `{change.skill}` | {action} | {ev.runs} | {ev.success_rate:.0%} "
             f"({ev.successes}/{ev.runs}) | {pitfall} |"
         )
+    lines += _llm_total(llm)
     for change in changes:
-        lines += ["", *_section(change), *_picture(pictures.get(change.skill))]
+        lines += ["", *_section(change), *_llm_line(llm, change)]
+        lines += _picture(pictures.get(change.skill))
     if changeset.tool_graph_mermaid:
         lines += [
             "",
@@ -65,6 +75,36 @@ def describe(
         "",
     ]
     return "\n".join(lines)
+
+
+def _llm_total(llm: Refined | None) -> list[str]:
+    if llm is None:
+        return []
+    total = llm.total
+    return [
+        "",
+        f"LLM pass ({llm.provider}, `{llm.model}`): {len(llm.written)} of these changes were "
+        f"written or edited by the model; {_usage(total)} in all.",
+    ]
+
+
+def _usage(usage: Usage) -> str:
+    return (
+        f"{usage.calls} call{'s' if usage.calls != 1 else ''}, {usage.input_tokens:,} in / "
+        f"{usage.output_tokens:,} out tokens, ~${usage.cost_usd:.4f}"
+    )
+
+
+def _llm_line(llm: Refined | None, change: SkillChange) -> list[str]:
+    """What the LLM did for this skill and what it cost, or why its text stayed offline."""
+    if llm is None or change.skill not in llm.usage_by_skill:
+        return []
+    cached = llm.cached_by_skill.get(change.skill, 0)
+    line = f"- LLM: {_usage(llm.usage_by_skill[change.skill])}"
+    if cached:
+        line += f", {cached} answer{'s' if cached != 1 else ''} from the cache"
+    notes = llm.notes.get(change.skill, ())
+    return [line + (f". {'; '.join(notes)}." if notes else ".")]
 
 
 def _picture(picture: Picture | None) -> list[str]:
@@ -108,3 +148,16 @@ def _section(change: SkillChange) -> list[str]:
             message = err.message.replace("|", "/")
             lines.append(f"| `{err.tool}` | {message} | {err.count} | {err.failed_runs} |")
     return lines
+
+
+MAX_FEEDBACK = 5
+
+
+def with_feedback(change: SkillChange, notes: Sequence[str]) -> SkillChange:
+    """The change with reviewers' earlier feedback on its skill (the newest `MAX_FEEDBACK`
+    notes, redacted, one line each) after its reason, so the reviewer sees it was heard."""
+    if not notes:
+        return change
+    lines = [f"- {sanitize_inline(note, 400)}" for note in notes[-MAX_FEEDBACK:]]
+    reason = f"{change.reason}\n\nReviewer feedback on earlier proposals of this skill:\n"
+    return change.model_copy(update={"reason": reason + "\n".join(lines)})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import host_sync
 from .errors import ReviewError
+from .hosts import CodeHost
 from .library import LibraryRepo
 from .store import Store, utcnow
 
@@ -19,6 +21,7 @@ class ProposalView:
     changes: list[dict[str, Any]]
     diff: str
     commits: list[tuple[str, str]]
+    comments: list[dict[str, Any]] = field(default_factory=list)  # read back from a code host
 
 
 def list_proposals(store: Store, status: str | None = None) -> list[dict[str, Any]]:
@@ -29,6 +32,14 @@ def list_proposals(store: Store, status: str | None = None) -> list[dict[str, An
     return rows
 
 
+def read_back(store: Store, repo: LibraryRepo, host: CodeHost | None) -> list[tuple[str, str]]:
+    """Record decisions made on the code host (PRs merged or closed) since the last look."""
+    if host is None:
+        return []
+    with repo.lock():
+        return host_sync.read_back(store, repo, host, say=lambda _: None)
+
+
 def show(store: Store, repo: LibraryRepo, proposal_id: str) -> ProposalView:
     """The description, the commits and the diff against main of one proposal."""
     record = _get(store, proposal_id)
@@ -36,7 +47,8 @@ def show(store: Store, repo: LibraryRepo, proposal_id: str) -> ProposalView:
     if record["status"] == "open":
         diff = repo.diff("main", record["branch"])
         commits = repo.log("main", record["branch"])
-    return ProposalView(record, store.proposal_changes(proposal_id), diff, commits)
+    changes = store.proposal_changes(proposal_id)
+    return ProposalView(record, changes, diff, commits, store.review_comments(proposal_id))
 
 
 def accept(

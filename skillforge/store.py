@@ -107,6 +107,44 @@ def m004_cluster_members(db: Database) -> None:
     db.execute("CREATE TABLE cluster_members (trajectory TEXT PRIMARY KEY, cluster TEXT NOT NULL)")
 
 
+@migrations()
+def m005_llm(db: Database) -> None:
+    """LLM answers cached by prompt and model, and every ask's cost, per cycle."""
+    db.executescript(
+        """
+        CREATE TABLE llm_cache (
+            key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL,
+            role TEXT NOT NULL, version TEXT NOT NULL, value TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE llm_calls (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, cycle TEXT NOT NULL, at TEXT NOT NULL,
+            provider TEXT NOT NULL, model TEXT NOT NULL, role TEXT NOT NULL, skill TEXT,
+            version TEXT, calls INTEGER NOT NULL, input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, cached INTEGER NOT NULL,
+            note TEXT NOT NULL
+        );
+        CREATE INDEX llm_calls_by_cycle ON llm_calls (cycle);
+        """
+    )
+
+
+@migrations()
+def m006_host(db: Database) -> None:
+    """Pull requests on a code host: each proposal's PR, and the review comments read back."""
+    db.executescript(
+        """
+        ALTER TABLE proposals ADD COLUMN pr_number INTEGER;
+        ALTER TABLE proposals ADD COLUMN pr_url TEXT;
+        CREATE TABLE review_comments (
+            proposal TEXT NOT NULL REFERENCES proposals(id), key TEXT NOT NULL,
+            kind TEXT NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL, path TEXT,
+            state TEXT, created_at TEXT, PRIMARY KEY (proposal, key)
+        );
+        """
+    )
+
+
 @dataclass(frozen=True)
 class FileProgress:
     """How far intake has read a file: byte offset and number of lines consumed."""
@@ -215,6 +253,33 @@ class Store:
         at = _iso(utcnow())
         with self.db.atomic():
             return sum(self._insert(t, source, at) for t in trajectories)
+
+    def record_received(
+        self,
+        trajectories: Sequence[Trajectory],
+        quarantined: Sequence[Quarantined],
+        *,
+        source: str,
+    ) -> BatchResult:
+        """Store records sent over the network, and the bad ones, in one transaction that is
+        on disk when this returns (the sender drops its copy on our answer)."""
+        at = _iso(utcnow())
+        try:
+            self.db.execute("PRAGMA synchronous=FULL")  # this connection only: fsync each commit
+            with self.db.atomic():
+                stored = sum(self._insert(t, source, at) for t in trajectories)
+                bad = 0
+                for q in quarantined:
+                    bad += self.db.execute(
+                        "INSERT OR IGNORE INTO quarantine (file, line, offset, reason, excerpt, at)"
+                        " VALUES (?,?,?,?,?,?)",
+                        [q.file, q.line, q.offset, q.reason, q.excerpt, at],
+                    ).rowcount
+                if len(trajectories) > stored:
+                    self._bump("duplicates", len(trajectories) - stored)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not store what {source} sent: {exc}") from exc
+        return BatchResult(stored, len(trajectories) - stored, bad)
 
     def _insert(self, t: Trajectory, source: str, at: str | None) -> bool:
         """Insert one trajectory unless its id is stored; True when it was new."""
@@ -355,6 +420,11 @@ class Store:
         rows = list(self.db.query(sql + " ORDER BY started_at DESC, rowid DESC LIMIT 1", params))
         return rows[0] if rows else None
 
+    def stored_after(self, seq: int) -> int:
+        """How many trajectories are stored after sequence number `seq`. Not a difference of
+        sequence numbers: a duplicate that was ignored still used one up."""
+        return self.count("trajectories", "seq > ?", [seq])
+
     def evolved_high_water(self) -> int:
         """Trajectories up to this sequence number have been through a finished cycle."""
         row = self.last_cycle(status=("done", "nothing-new"))
@@ -429,6 +499,105 @@ class Store:
         )
         return [r["id"] for r in rows]
 
+    # -- pull requests and review feedback -----------------------------------------------
+
+    def set_pull_request(self, proposal_id: str, number: int, url: str) -> None:
+        self.db.execute(
+            "UPDATE proposals SET pr_number = ?, pr_url = ? WHERE id = ?",
+            [number, url, proposal_id],
+        )
+
+    def add_review_comments(self, proposal_id: str, comments: Sequence[Mapping[str, Any]]) -> int:
+        """Keep review comments read back from a host (each once, by its `key`); returns new."""
+        with self.db.atomic():
+            return sum(
+                self.db.execute(
+                    "INSERT OR IGNORE INTO review_comments (proposal, key, kind, author, body,"
+                    " path, state, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                    [proposal_id, c["key"], c["kind"], c["author"], c["body"], c.get("path"),
+                     c.get("state"), c.get("created_at")],
+                ).rowcount
+                for c in comments
+            )
+
+    def review_comments(self, proposal_id: str) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT * FROM review_comments WHERE proposal = ? ORDER BY created_at, key",
+                [proposal_id],
+            )
+        )
+
+    def feedback_for(self, skill: str) -> list[str]:
+        """What reviewers said when they rejected changes to `skill`, oldest first: each
+        rejection's reason, then its comments on the whole proposal or on this skill's files."""
+        rows = self.db.query(
+            "SELECT p.id, p.decided_at, p.reason FROM proposals p JOIN proposal_changes c"
+            " ON p.id = c.proposal WHERE c.skill = ? AND p.status = 'rejected'"
+            " ORDER BY p.decided_at, p.id",
+            [skill],
+        )
+        notes: list[str] = []
+        for row in list(rows):
+            reason = (row["reason"] or "no reason given").strip()
+            notes.append(f"Earlier rejected on {(row['decided_at'] or '')[:10]}: {reason}")
+            for c in self.review_comments(row["id"]):
+                on_skill = c["path"] is None or c["path"].startswith(f"{skill}/")
+                if on_skill and c["body"].strip() and c["body"].strip() not in reason:
+                    where = f" on {c['path']}" if c["path"] else ""
+                    notes.append(f"Review comment by {c['author']}{where}: {c['body'].strip()}")
+        return notes
+
+    # -- LLM cache and spend ------------------------------------------------------------
+
+    def llm_cache_get(self, key: str) -> str | None:
+        """The cached answer (JSON text) for a cache key, or None."""
+        rows = list(self.db.query("SELECT value FROM llm_cache WHERE key = ?", [key]))
+        return rows[0]["value"] if rows else None
+
+    def llm_cache_put(
+        self, key: str, value: str, *, provider: str, model: str, role: str, version: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO llm_cache (key, provider, model, role, version, value, created_at)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(key) DO UPDATE SET value = excluded.value,"
+            " created_at = excluded.created_at",
+            [key, provider, model, role, version, value, _iso(utcnow())],
+        )
+
+    def record_llm_calls(self, cycle_id: str, calls: Sequence[Mapping[str, Any]]) -> None:
+        """Save an `LLMClient.calls()` log under its cycle, for `status` and the ledger."""
+        at = _iso(utcnow())
+        fields = ("provider", "model", "role", "skill", "version", "calls", "input_tokens")
+        fields += ("output_tokens", "cost_usd", "cached", "note")
+        with self.db.atomic():
+            self.db.conn.executemany(
+                f"INSERT INTO llm_calls (cycle, at, {', '.join(fields)})"
+                f" VALUES (?, ?, {', '.join('?' * len(fields))})",
+                [[cycle_id, at, *(_llm_field(c, f) for f in fields)] for c in calls],
+            )
+
+    def llm_spend(self, cycle_ids: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Per cycle: requests, tokens, estimated cost, asks answered from the cache, refusals."""
+        sql = (
+            "SELECT cycle, sum(calls) AS calls, sum(input_tokens) AS input_tokens,"
+            " sum(output_tokens) AS output_tokens, sum(cost_usd) AS cost_usd,"
+            " sum(cached) AS cached, sum(note != '') AS noted, count(*) AS asks FROM llm_calls"
+        )
+        params: list[Any] = []
+        if cycle_ids is not None:
+            if not cycle_ids:
+                return {}
+            sql += f" WHERE cycle IN ({','.join('?' * len(cycle_ids))})"
+            params = list(cycle_ids)
+        rows = self.db.query(sql + " GROUP BY cycle ORDER BY min(id)", params)
+        return {r.pop("cycle"): r for r in rows}
+
+    def llm_calls(self, cycle_id: str) -> list[dict[str, Any]]:
+        """Every ask of a cycle, in order (see `record_llm_calls`)."""
+        sql = "SELECT * FROM llm_calls WHERE cycle = ? ORDER BY id"
+        return list(self.db.query(sql, [cycle_id]))
+
 
 def _trajectory_row(t: Trajectory, source: str, at: str | None) -> list[Any]:
     success = None if t.succeeded is None else int(t.succeeded)
@@ -447,3 +616,12 @@ def _trajectory_row(t: Trajectory, source: str, at: str | None) -> list[Any]:
         at,
         t.model_dump_json(exclude_defaults=False),
     ]
+
+
+def _llm_field(call: Mapping[str, Any], name: str) -> Any:
+    value = call.get(name)
+    if name in ("calls", "input_tokens", "output_tokens", "cached"):
+        return int(value or 0)
+    if name == "cost_usd":
+        return float(value or 0.0)
+    return value if value is not None or name in ("skill", "version") else ""

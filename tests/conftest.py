@@ -13,20 +13,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 AIRLINE = CORPORA / "tau-bench-airline" / "gpt-4o-airline.json"
 CHECK_SKILLS = REPO_ROOT.parent / "shared" / "tools" / "check_skills.py"
+# A developer's real keys must never turn a test into a paid API call or a real pull request.
+PROVIDER_VARIABLES = frozenset(
+    f"{provider}_{what}"
+    for provider in ("ANTHROPIC", "OPENAI")
+    for what in ("API_KEY", "BASE_URL", "MODEL", "AUTH_TOKEN")
+) | {"GITHUB_TOKEN", "GITEA_TOKEN", "GH_TOKEN"}
 
 
 @pytest.fixture(autouse=True)
 def isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    """Tests never touch the real HOME or the machine's git configuration."""
+    """Tests never touch the real HOME, the machine's git configuration, or real API keys."""
     home = tmp_path_factory.mktemp("home")
     (home / ".gitconfig").write_text(
         "[user]\n\tname = skillforge tests\n\temail = tests@skillforge.invalid\n"
         "[init]\n\tdefaultBranch = main\n[commit]\n\tgpgsign = false\n"
     )
     for key in list(os.environ):
-        if key.startswith(("GIT_", "SKILLFORGE_")):
+        if key.startswith(("GIT_", "SKILLFORGE_")) or key in PROVIDER_VARIABLES:
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

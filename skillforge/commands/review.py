@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import review
 from ..config import Config
+from ..hosts import host_from_config
 from ..library import LibraryRepo
 from ..output import write_line
 from ..store import Store
@@ -14,8 +15,12 @@ def _repo(config: Config) -> LibraryRepo:
 
 
 def review_list(config: Config, status: str | None) -> int:
+    host = host_from_config(config)
     with Store(config.db_path) as store:
+        decided = review.read_back(store, _repo(config), host) if host else []
         rows = review.list_proposals(store, status)
+    for proposal_id, decision in decided:
+        write_line(f"{proposal_id}: its pull request was decided on {host.name}: {decision}")
     if not rows:
         write_line("no proposals" + (f" with status {status}" if status else ""))
         return 0
@@ -35,6 +40,11 @@ def review_show(config: Config, proposal_id: str) -> int:
     write_line(f"proposal {record['id']} ({record['status']}), branch {record['branch']}")
     if record.get("reason"):
         write_line(f"reason: {record['reason']}")
+    if record.get("pr_url"):
+        write_line(f"pull request #{record['pr_number']}: {record['pr_url']}")
+    for comment in view.comments:
+        where = f" on {comment['path']}" if comment["path"] else ""
+        write_line(f"  {comment['author']}{where}: {' '.join(comment['body'].split())}")
     write_line("")
     write_line(record["description"])
     if view.commits:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..config import Config
 from ..library import LibraryRepo
 from ..output import write_line
@@ -15,13 +17,14 @@ def status(config: Config) -> int:
         failed = store.count("trajectories", "success = 0")
         files = store.count("files")
         quarantined = store.count("quarantine")
-        pending = store.high_water() - store.evolved_high_water()
+        pending = store.stored_after(store.evolved_high_water())
         last = store.last_cycle()
         state = store.state()
         open_proposals = store.proposals("open")
         recent_bad = store.quarantine(limit=5)
         usage = store.skill_usage()
         duplicates = store.counter("duplicates")
+        spend = store.llm_spend()
     write_line(f"store        {config.db_path}")
     write_line(
         f"ingested     {total} trajectories ({succeeded} succeeded, {failed} failed) "
@@ -41,6 +44,7 @@ def status(config: Config) -> int:
         )
     else:
         write_line("last cycle   none yet")
+    _llm_spend(spend)
     daemon = f"running (pid {state['pid']})" if state.get("pid") else "not running"
     write_line(f"daemon       {daemon}; next cycle {state.get('next_cycle') or 'not scheduled'}")
     write_line(f"proposals    {len(open_proposals)} open")
@@ -55,3 +59,20 @@ def status(config: Config) -> int:
     else:
         write_line("library      not created yet (it is on the first serve or evolve)")
     return 0
+
+
+def _llm_spend(spend: dict[str, dict[str, Any]], last: int = 5) -> None:
+    """The LLM pass's spend in the last cycles that used it: calls, tokens, estimated cost."""
+    if not spend:
+        write_line("llm spend    none (offline cycles only)")
+        return
+    cost = sum(row["cost_usd"] or 0.0 for row in spend.values())
+    write_line(
+        f"llm spend    ~${cost:.4f} in {len(spend)} cycles; the last {min(last, len(spend))}:"
+    )
+    for cycle, row in list(spend.items())[-last:]:
+        write_line(
+            f"  {cycle}  {row['calls']} calls, {row['input_tokens']:,} in / "
+            f"{row['output_tokens']:,} out tokens, ~${row['cost_usd'] or 0.0:.4f}; "
+            f"{row['cached']} of {row['asks']} asks cached, {row['noted']} with a note"
+        )
