@@ -169,9 +169,25 @@ def fingerprint(runs: Sequence[Trajectory]) -> str:
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
 
 
+FIRST_LINE_LIMIT = 400  # far beyond the 120 characters quoted; bounds the cost of redacting
+
+
+def _first_line(text: str) -> str:
+    """The first non-blank line, at most FIRST_LINE_LIMIT characters. A cut line loses its
+    last, cut word too, so no half of a secret (too short to be recognised) survives."""
+    line = text.lstrip().split("\n", 1)[0].strip()
+    if len(line) <= FIRST_LINE_LIMIT:
+        return line
+    head = line[:FIRST_LINE_LIMIT]
+    if not line[FIRST_LINE_LIMIT].strip():  # cut at a space: no word was cut
+        return head
+    words = head.rsplit(None, 1)
+    return words[0] if len(words) == 2 else ""
+
+
 def normalise_error(text: str) -> str:
     """A redacted, one-line, id-free form of an error message, for grouping and quoting."""
-    line = redact(text or "").strip().split("\n", 1)[0]
+    line = redact(_first_line(text or ""))
     line = re.sub(r"^(?:error|exception)\s*[:\-]\s*", "", line, flags=re.I)
     line = re.sub(r"[\w.+-]*\d[\w+-]*", "N", line)
     return sanitize_inline(line, 120).replace('"', "'") or "error without a message"

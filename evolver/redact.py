@@ -137,7 +137,18 @@ _DROP = str.maketrans("", "", "`<>|")
 
 def sanitize_inline(text: str, limit: int = 160) -> str:
     """Redact, then make untrusted text one safe Markdown line of at most `limit` characters."""
-    text = redact(text or "")
+    if not text:
+        return ""
+    return _sanitize(text, limit) if len(text) <= _CACHED_UP_TO else _sanitize_text(text, limit)
+
+
+@lru_cache(maxsize=1 << 16)
+def _sanitize(text: str, limit: int) -> str:
+    return _sanitize_text(text, limit)
+
+
+def _sanitize_text(text: str, limit: int) -> str:
+    text = redact(text)
     text = _CONTROL.sub(" ", text).translate(_DROP)
     text = " ".join(text.split())
     text = text.lstrip("#").lstrip()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,11 @@ def _tool(name: str) -> str:
 
 def _key(key: Any) -> str:
     """A key as shown: redacted and one line; "" for keys that look like ids (W1234, HAT136)."""
-    text = str(key)
+    return _shown_key(str(key))
+
+
+@lru_cache(maxsize=1 << 14)  # runs use a few hundred distinct keys, over and over
+def _shown_key(text: str) -> str:
     if _LONG_NUMBER.search(text) or _MIXED_TOKEN.fullmatch(text):
         return ""
     return sanitize_inline(text, 40).replace('"', "'")
@@ -56,6 +61,17 @@ def _key(key: Any) -> str:
 
 def _enum_like(key: str, value: Any) -> str | None:
     """`value` as text when it is a short, non-identifying, enum-like scalar, else None."""
+    if isinstance(value, str | int | float):  # hashable scalars (bool included) recur a lot
+        return _enum_like_cached(str(key), value)
+    return _enum_like_uncached(key, value)
+
+
+@lru_cache(maxsize=1 << 16, typed=True)  # typed: True and 1 are different values here
+def _enum_like_cached(key: str, value: str | int | float) -> str | None:
+    return _enum_like_uncached(key, value)
+
+
+def _enum_like_uncached(key: str, value: Any) -> str | None:
     if _SENSITIVE_KEY.search(str(key)):
         return None
     if isinstance(value, bool):

@@ -135,7 +135,8 @@ class Daemon:
         """Ask for a cycle when enough new runs arrived, from the inbox or over HTTP."""
         with self._trigger_lock:
             high_water = store.high_water()
-            pending = store.stored_after(max(store.evolved_high_water(), self._requested_high_water))
+            mark = max(store.evolved_high_water(), self._requested_high_water)
+            pending = store.stored_after(mark)
             if pending and (first or pending >= self.config.evolve_after):
                 self._requested_high_water = high_water
                 self.request_cycle()

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from ..config import Config
 from ..errors import ConfigError
 from ..store import Store
-from .anthropic_backend import AnthropicBackend
 from .budget import Budget
 from .cache import AnswerCache
 from .client import LLMClient
-from .openai_backend import OpenAIBackend
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1"}
 _KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
@@ -54,7 +52,11 @@ def client_from_config(
             " (or llm_api_key), or llm_provider = \"offline\""
         )
     model = config.llm_model or environ.get(_MODEL_VARS[provider]) or DEFAULT_MODELS[provider]
-    backend_type = AnthropicBackend if provider == "anthropic" else OpenAIBackend
+    # The SDKs are imported only now: an offline cycle never pays seconds of imports.
+    if provider == "anthropic":
+        from .anthropic_backend import AnthropicBackend as backend_type
+    else:
+        from .openai_backend import OpenAIBackend as backend_type  # type: ignore[assignment]
     backend = backend_type(
         model=model,
         api_key=key or _NO_KEY,

@@ -107,3 +107,16 @@ def test_sanitize_inline_truncates_and_redacts() -> None:
     assert len(out) == 40 and out.endswith("…")
     assert "jane@example.com" not in out
     assert "<!-- skillforge:end -->" not in sanitize_inline("x <!-- skillforge:end --> y")
+
+
+def test_a_long_error_line_is_cut_before_redaction_without_leaving_half_a_secret():
+    from evolver.graph import FIRST_LINE_LIMIT, normalise_error
+
+    key = "sk-ant-api03-" + "Q" * 60
+    padding = "x" * (FIRST_LINE_LIMIT - 20)
+    # The key straddles the cut: its first part alone is too short to be recognised.
+    text = f"error: {padding} {key} and more\nsecond line"
+    out = normalise_error(text)
+    assert "sk-ant" not in out and "QQQ" not in out and "second" not in out
+    assert normalise_error("error: " + "y" * 5000) == "error without a message"
+    assert normalise_error(f"error: token {key}") == "token [REDACTED:anthropic-key]"
