@@ -11,6 +11,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import networkx as nx
@@ -187,6 +188,15 @@ def _first_line(text: str) -> str:
 
 def normalise_error(text: str) -> str:
     """A redacted, one-line, id-free form of an error message, for grouping and quoting."""
+    return _normalised(text) if len(text or "") <= 4096 else _normalise(text)
+
+
+@lru_cache(maxsize=1 << 16)  # the same errors recur across runs and stages
+def _normalised(text: str) -> str:
+    return _normalise(text)
+
+
+def _normalise(text: str) -> str:
     line = redact(_first_line(text or ""))
     line = re.sub(r"^(?:error|exception)\s*[:\-]\s*", "", line, flags=re.I)
     line = re.sub(r"[\w.+-]*\d[\w+-]*", "N", line)

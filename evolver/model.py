@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -108,8 +109,16 @@ class Trajectory(_Model):
             return value.replace(tzinfo=UTC)
         return value
 
-    @property
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Trajectory:
+        """A copy; with new `steps`, its tool calls are worked out afresh."""
+        copy = super().model_copy(update=update, deep=deep)
+        if update and "steps" in update:
+            copy.__dict__.pop("tool_calls", None)
+        return copy
+
+    @cached_property
     def tool_calls(self) -> list[ToolCall]:
+        """The run's tool calls in order (computed once: every stage asks, many times)."""
         return [s for s in self.steps if isinstance(s, ToolCall)]
 
     @property

@@ -294,3 +294,12 @@ def test_three_thousand_runs() -> None:
     print(f"\nevolve() on 3000 synthetic runs: {time.perf_counter() - started:.2f}s")
     assert len(cs.changes) == 12
     assert len({c.skill for c in cs.changes}) == 12
+
+
+def test_a_copy_with_new_steps_has_its_own_tool_calls():
+    from evolver.model import Trajectory
+
+    run = Trajectory(task="t", steps=[{"type": "tool_call", "name": "a"}])
+    assert [c.name for c in run.tool_calls] == ["a"]  # computed and kept
+    assert run.model_copy(update={"steps": []}).tool_calls == []
+    assert [c.name for c in run.model_copy(update={"task": "u"}).tool_calls] == ["a"]
