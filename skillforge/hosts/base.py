@@ -7,6 +7,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from .rest import RestClient
+
 PRState = Literal["open", "merged", "closed"]
 
 
@@ -54,6 +56,42 @@ class CodeHost(Protocol):
     def merge(self, number: int, title: str) -> None:
         """Merge with a merge commit, as a person pressing the button would."""
         ...
+
+
+class RestHost:
+    """What GitHub and Gitea share: the same pull request objects and calls; a host names its
+    paths and how it finds the open pull request of a branch."""
+
+    name = ""
+    base = ""  # /repos/{owner}/{repo}
+    rest: RestClient
+
+    def _open_pull_of(self, branch: str) -> list[dict]:
+        raise NotImplementedError
+
+    def open_or_update_pr(self, branch: str, base: str, title: str, body: str) -> PullRequest:
+        found = self._open_pull_of(branch)
+        if found:
+            path, payload, method = f"{self.base}/pulls/{found[0]['number']}", {}, "PATCH"
+        else:
+            path, payload, method = f"{self.base}/pulls", {"head": branch, "base": base}, "POST"
+        return pull_from(self.rest.call(method, path, {"title": title, "body": body, **payload}))
+
+    def pull_request(self, number: int) -> PullRequest:
+        return pull_from(self.rest.call("GET", f"{self.base}/pulls/{int(number)}"))
+
+
+def comment(kind: Literal["review", "line", "issue"], data: dict) -> Comment:
+    """A Comment from a GitHub or Gitea review, review comment or issue comment object."""
+    return Comment(
+        f"{kind}-{data['id']}",
+        kind,
+        login(data.get("user")),
+        data.get("body") or "",
+        path=data.get("path") if kind == "line" else None,
+        state=data.get("state") if kind == "review" else None,
+        created_at=data.get("submitted_at" if kind == "review" else "created_at"),
+    )
 
 
 def state_of(data: dict) -> PRState:
