@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evolver.cluster import unique_runs
-from evolver.graph import END, START
+from evolver.graph import END, START, is_helper
 from evolver.model import ToolCall, Trajectory
 from evolver.stategraph import _contains, _failed, _ok, _seq, _tool
 
@@ -172,7 +172,7 @@ def preconditions(
     out = []
     for (x, y), n in pairs.items():
         conf = n / with_tool[y]
-        if n < min_support or conf < min_confidence:
+        if n < min_support or conf < min_confidence or is_helper(x) or is_helper(y):
             continue
         calling = [(rid, f) for rid, f in failed if y in f]
         bad = tuple(rid for rid, f in calling if f.get(x, len(f) + 10**9) > f[y])

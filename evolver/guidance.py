@@ -87,8 +87,6 @@ def _n(count: int, word: str) -> str:
 def _preconditions(runs: Sequence[Trajectory]) -> tuple[str, ...]:
     lines = []
     for p in preconditions(runs, min_support=3, min_confidence=0.9):
-        if is_helper(p.before) or is_helper(p.tool):
-            continue
         skipped = len(p.violating_failures)
         evidence = f"{p.support} successful runs did ({p.confidence:.0%})"
         if skipped:

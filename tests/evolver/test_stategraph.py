@@ -315,6 +315,12 @@ def test_precondition_and_the_failure_that_skipped_it() -> None:
     assert preconditions(runs, min_confidence=0.8)[0].confidence == 0.8
 
 
+def test_a_reasoning_helper_is_never_a_precondition() -> None:
+    runs = [run(f"ok-{i}", f"t{i}", ["get_order", "think", "cancel_order"]) for i in range(4)]
+    found = {(p.before, p.tool) for p in preconditions(runs)}
+    assert found == {("get_order", "cancel_order")}  # not (get_order, think), (think, cancel)
+
+
 def test_composite_shared_by_two_clusters() -> None:
     billing = [
         run(f"b{i}", f"b{i}", ["auth", "load_account", "charge", "receipt"]) for i in range(3)
