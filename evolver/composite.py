@@ -22,6 +22,7 @@ __all__ = ["FunctionalSkill", "functional_changes", "functional_skills", "uses_l
 
 MAX_FUNCTIONAL = 3
 KIND_KEY = "skillforge.kind"
+STEPS_KEY = "skillforge.steps"  # hash of the steps taught: see _steps_key
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def functional_changes(
         runs = [r for cid in f.clusters for r in runs_by_cluster.get(cid, ())]
         ok = [r for r in runs if r.succeeded is True and _contains(tool_path(r), f.tools)]
         block = _block(f, ok)
+        steps = _steps_key(block)
         existing = library.get(f.name)
         if existing is None:
             frontmatter = {
@@ -109,6 +111,7 @@ def functional_changes(
                     "skillforge.managed": "true",
                     "skillforge.cluster": "composite:" + "+".join(f.clusters),
                     KIND_KEY: "functional",
+                    STEPS_KEY: steps,
                 },
             }
             title = " then ".join(f.tools)
@@ -119,9 +122,16 @@ def functional_changes(
             content, action = render(frontmatter, replace_managed_block(intro, block)), "create"
         else:
             frontmatter, body = parse(existing.text)
+            meta = frontmatter.get("metadata")
+            meta = dict(meta) if isinstance(meta, dict) else {}
+            if meta.get(STEPS_KEY) == steps:
+                continue  # same steps and arguments, however the text was worded since
+            frontmatter = {**frontmatter, "metadata": {**meta, STEPS_KEY: steps}}
             content, action = render(frontmatter, replace_managed_block(body, block)), "update"
-            if guidance_of(content.split("---", 2)[-1]) == guidance_of(body):
-                continue  # same steps and arguments: only figures could have moved
+            if STEPS_KEY not in meta and guidance_of(content.split("---", 2)[-1]) == guidance_of(
+                body
+            ):
+                continue  # written before the steps key: same guidance, only figures moved
         ids = tuple(sorted(r.id for r in ok))
         basis = "|".join((f.name, *f.tools, *ids))
         out.append(
@@ -167,6 +177,13 @@ def _description(f: FunctionalSkill) -> str:
         .replace("<", "")
         .replace(">", "")[:1024]
     )
+
+
+def _steps_key(block: str) -> str:
+    """A hash of the steps and argument keys a block teaches (its part before the evidence):
+    kept in the metadata, so an update is proposed only when they change, even after a
+    person or an LLM reworded the text."""
+    return hashlib.sha256(block.split("## Evidence", 1)[0].encode()).hexdigest()[:16]
 
 
 def _block(f: FunctionalSkill, ok: Sequence[Trajectory]) -> str:

@@ -24,7 +24,7 @@ from evolver.prompts import Prompt, analyzer, editor, trigger, writer
 from evolver.prompts.facts import change_facts, loading_facts
 from evolver.prompts.fence import scrub
 from evolver.redact import sanitize_inline
-from evolver.skilldoc import is_managed, parse, problems, render
+from evolver.skilldoc import find_managed_block, is_managed, parse, problems, render
 
 from .config import Config
 from .llm.budget import Usage
@@ -89,6 +89,12 @@ def refine(
     for change in changes:
         if change.action == "retire":
             out.append(change)
+            continue
+        if _changes_outside_block(docs.get(change.skill), change):
+            # A merge carries the other skill's guidance outside the markers, where an
+            # LLM edit (confined to the block) would silently drop it: keep it whole.
+            out.append(change)
+            notes[change.skill] = ("kept the offline text: it changes text outside the markers",)
             continue
         runs = [by_id[i] for i in change.evidence.trajectory_ids if i in by_id]
         step = _Skill(change, runs, diagnoses, docs.get(change.skill), asks)
@@ -236,6 +242,23 @@ class _Skill:
             f"{trigger.VERSION}: description rewritten ({sanitize_inline(found.why)})"
         )
         return tuned
+
+
+def _changes_outside_block(current: SkillDoc | None, change: SkillChange) -> bool:
+    """Whether an update rewrites the text outside the managed block (as a merge does)."""
+    if current is None or change.action != "update":
+        return False
+    try:
+        return _outside(current.text) != _outside(change.content)
+    except ValueError:  # malformed markers: the editor path reports it
+        return False
+
+
+def _outside(text: str) -> str:
+    _, body = parse(text)
+    span = find_managed_block(body)
+    outside = body if span is None else body[: span[0]] + body[span[1] :]
+    return " ".join(outside.split())  # a block added or replaced may move blank lines
 
 
 def _strings(value: Any) -> Iterable[str]:

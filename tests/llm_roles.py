@@ -108,7 +108,8 @@ def _written(found: dict[str, str]) -> dict[str, Any]:
 def _edit(found: dict[str, str]) -> dict[str, Any]:
     current = found["current SKILL.md"]
     ev = json.loads(found["evidence"])
-    tool = (ev["successful_paths"][0]["tools"] or ["the last tool"])[-1]
+    paths = ev["successful_paths"]  # empty for a merge's evidence
+    tool = ((paths[0]["tools"] if paths else []) or ["the last tool"])[-1]
     heading = "## Pitfalls\n\n"
     if current.count(heading) != 1:
         return {"edits": [], "summary": "nothing to change"}

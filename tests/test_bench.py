@@ -57,3 +57,21 @@ def test_the_plot_is_svg_with_every_panel(bench):
     texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
     assert any("exponent 1.00" in t for t in texts) and any("ratio 0.30" in t for t in texts)
     assert len(list(root.iter("{http://www.w3.org/2000/svg}polyline"))) == 4
+
+
+def test_llm_path_counts_requests_per_moved_skill_and_none_when_nothing_is_new(bench, tmp_path):
+    llm_path = importlib.import_module("llm_path")
+    from tests.llm_server import LLMServer
+
+    with LLMServer(llm_path.Responder()) as server:
+        runs = llm_path.Bench(tmp_path, server, reviewed=False)
+        try:
+            runs.add(llm_path.corpus_runs())
+            first = runs.cycle("corpus")
+            idle = runs.cycle("nothing new")
+        finally:
+            runs.close()
+    assert first["requests"] == len(server.requests) > 0 and first["budget_refusals"] == 0
+    assert first["moved"] == first["changes"] > 0 and first["asked_unmoved"] == []
+    assert first["input_tokens"] > 0 and first["tokens_per_moved"] > 0
+    assert idle["status"] == "nothing-new" and idle["requests"] == idle["input_tokens"] == 0

@@ -240,3 +240,26 @@ def test_an_unavailable_api_leaves_the_cycle_offline(make_env, airline, offline)
     assert result.status == "done" and len(env.server.requests) == 1  # not asked again
     assert {n: env.skill(result, n) for n in env.changes(result)} == offline
     assert "no answer" in env.store.proposal(result.proposal)["description"]
+
+
+def test_a_merge_is_never_sent_to_the_editor_which_could_only_drop_its_merged_section():
+    from evolver.changes import SkillDoc
+    from evolver.hygiene import Duplicate, merge_changes
+    from skillforge.refine import _changes_outside_block
+
+    def skill(name: str, step: str) -> SkillDoc:
+        text = (
+            f"---\nname: {name}\ndescription: Cancel orders.\nmetadata:\n"
+            "  skillforge.managed: 'true'\n---\n# Title\n\nIntro.\n\n"
+            f"<!-- skillforge:begin -->\n## Procedure\n\n1. Call `{step}`.\n"
+            "<!-- skillforge:end -->\n"
+        )
+        return SkillDoc(name=name, text=text)
+
+    keep, drop = skill("cancel-order", "get_order"), skill("cancel-orders", "find_order")
+    update, retire = merge_changes(keep, drop, Duplicate(keep.name, drop.name, 0.9, "same"))
+    assert "## Merged from cancel-orders" in update.content
+    assert _changes_outside_block(keep, update)  # kept offline, whole
+    assert not _changes_outside_block(drop, retire)
+    edited_inside = update.model_copy(update={"content": keep.text.replace("get_order", "x")})
+    assert not _changes_outside_block(keep, edited_inside)  # an ordinary rewrite goes to the LLM

@@ -46,6 +46,34 @@ def test_a_known_functional_skill_is_kept_not_copied():
     assert evolve(two_task_groups(), library).empty
 
 
+def test_a_reworded_functional_skill_is_updated_only_when_its_steps_change():
+    name = "verify-identity-then-load-account"
+    first = evolve(two_task_groups(), [])
+    library = [SkillDoc(name=c.skill, text=c.content) for c in first.changes]
+    reworded = [
+        SkillDoc(name=d.name, text=d.text.replace("1. Call", "1. First, call"))
+        if d.name == name
+        else d
+        for d in library
+    ]
+    assert name not in {c.skill for c in evolve(two_task_groups(), reworded).changes}
+    more = [
+        Trajectory(
+            id=f"{g}{i}",
+            task=t.task,
+            steps=[ToolCall(name=n, arguments={"account_id": "a", "pin": "1"}) for n in tools],
+            outcome={"success": True},
+        )
+        for g, t, tools in (
+            ("x", two_task_groups()[0], [*SHARED, "issue_refund"]),
+            ("y", two_task_groups()[5], [*SHARED, "close_account"]),
+        )
+        for i in range(6)
+    ]
+    changed = {c.skill: c for c in evolve(two_task_groups() + more, reworded).changes}
+    assert changed[name].action == "update"  # a new argument key: the steps changed
+
+
 def test_a_stretch_in_one_group_only_or_of_helper_tools_is_not_a_functional_skill():
     refunds = [run(f"r{i}", "refund my last payment", [*SHARED, "issue_refund"]) for i in range(5)]
     thinking = [
