@@ -7,7 +7,6 @@ A crash at any point leaves main untouched; the next cycle cleans up and redoes 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from .output import write_line
 from .pictures import write_pictures
 from .plugin import refresh_commits
 from .proposal import describe, with_feedback
+from .propose import change_row
 from .refine import refine_cycle
 from .regression import with_reverts
 from .store import Store, utcnow
@@ -174,21 +174,7 @@ def _evolve_and_propose(
             "head": shas[-1] if shas else base_sha,
             "description": description,
         },
-        [
-            {
-                "skill": c.skill,
-                "action": c.action,
-                "fingerprint": c.evidence.fingerprint,
-                "content_sha": hashlib.sha256(c.content.encode()).hexdigest(),
-                "summary": c.summary,
-                "reason": c.reason,
-                "runs": c.evidence.runs,
-                "successes": c.evidence.successes,
-                "version": _version(c),
-            }
-            for c in changes
-        ]
-        + list(plan.kept_rows),
+        [change_row(c) for c in changes] + list(plan.kept_rows),
     )
     pause_point("supersede", say)
     for old in superseded:
@@ -224,18 +210,6 @@ def _usage(store: Store, repo: LibraryRepo) -> dict[str, SkillUsage] | None:
         )
         for name in names
     }
-
-
-def _version(change: SkillChange) -> str | None:
-    """The skillforge.version the change gives its skill (None when retiring or not set)."""
-    if change.action == "retire":
-        return None
-    try:
-        meta = skilldoc.parse(change.content)[0].get("metadata") or {}
-    except ValueError:
-        return None
-    version = meta.get("skillforge.version") if isinstance(meta, dict) else None
-    return None if version is None else str(version)
 
 
 def _files(repo: LibraryRepo, change: SkillChange) -> tuple[FileChange, ...]:

@@ -20,8 +20,8 @@ from typing import Any
 from evolver.changes import SkillChange
 
 from .config import Config
-from .files import write_atomically
 from .library import MAIN, CommitSpec, FileChange, LibraryRepo
+from .propose import propose
 from .store import Store, utcnow
 
 MARKETPLACE = ".claude-plugin/marketplace.json"
@@ -111,30 +111,19 @@ def propose_publish(
             f"# Publish proposal {proposal}\n\n**{summary}**\n\n{reason}\n\n"
             f"```json\n{text}```\n\nReview: `skillforge review accept {proposal}`\n"
         )
-        write_atomically(config.proposals_dir / f"{proposal}.md", description)
-        repo.push(f"refs/heads/{branch}")
-        store.add_proposal(
-            {
-                "id": proposal,
-                "branch": branch,
-                "status": "open",
-                "created_at": now.isoformat(timespec="seconds"),
-                "base": base,
-                "head": shas[-1],
-                "description": description,
-            },
-            [
-                {
-                    "skill": MARKETPLACE.split("/")[0],
-                    "action": "update",
-                    "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16],
-                    "content_sha": hashlib.sha256(text.encode()).hexdigest(),
-                    "summary": summary,
-                    "reason": reason,
-                    "runs": 0,
-                    "successes": 0,
-                    "version": None,
-                }
-            ],
-        )
+        row = {
+            "skill": MARKETPLACE.split("/")[0],
+            "action": "update",
+            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16],
+            "content_sha": hashlib.sha256(text.encode()).hexdigest(),
+            "summary": summary,
+            "reason": reason,
+            "runs": 0,
+            "successes": 0,
+            "version": None,
+        }
+        propose(
+            store, repo, config, proposal=proposal, branch=branch, base=base, head=shas[-1],
+            description=description, rows=[row], now=now,
+        )  # fmt: skip
     return Published(proposal, branch, skills)

@@ -9,7 +9,6 @@ accepted like any change; nothing here touches main.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from evolver.regression import RegressionCheck, VersionRuns, judge, revert_chang
 
 from .config import Config
 from .errors import RollbackError
-from .files import write_atomically
 from .library import MAIN, CommitSpec, FileChange, LibraryRepo
 from .output import write_line
+from .propose import change_row, propose
 from .store import Store, utcnow
 
 ROLLBACK_PREFIX = "rollback/"
@@ -176,32 +175,10 @@ def propose_rollback(
         if not shas:
             raise RollbackError(f"{skill} already has the files of version {target.version}.")
         description = _describe(proposal, branch, change, current, target)
-        write_atomically(config.proposals_dir / f"{proposal}.md", description)
-        repo.push(f"refs/heads/{branch}")
-        store.add_proposal(
-            {
-                "id": proposal,
-                "branch": branch,
-                "status": "open",
-                "created_at": now.isoformat(timespec="seconds"),
-                "base": base,
-                "head": shas[-1],
-                "description": description,
-            },
-            [
-                {
-                    "skill": skill,
-                    "action": change.action,
-                    "fingerprint": change.evidence.fingerprint,
-                    "content_sha": hashlib.sha256(change.content.encode()).hexdigest(),
-                    "summary": change.summary,
-                    "reason": change.reason,
-                    "runs": change.evidence.runs,
-                    "successes": change.evidence.successes,
-                    "version": skill_version(change.content),
-                }
-            ],
-        )
+        propose(
+            store, repo, config, proposal=proposal, branch=branch, base=base, head=shas[-1],
+            description=description, rows=[change_row(change)], now=now,
+        )  # fmt: skip
     return Rollback(proposal, branch, skill, target.version, current.version, change)
 
 
