@@ -22,7 +22,7 @@ from evolver.pipeline import EvolveParams, evolve
 from . import host_sync, series
 from .config import Config
 from .files import write_atomically
-from .hosts import host_from_config
+from .hosts import CodeHost, host_from_config
 from .library import CommitSpec, FileChange, LibraryRepo
 from .output import write_line
 from .pictures import write_pictures
@@ -62,7 +62,8 @@ def run_cycle(
     now = now or utcnow()
     with repo.lock():
         store.interrupt_running_cycles(now=now)  # under the lock, a 'running' cycle is a dead one
-        host_sync.read_back(store, repo, host_from_config(config), say=say)  # PRs decided?
+        host = host_from_config(config)  # None without a code host
+        host_sync.read_back(store, repo, host, say=say)  # PRs decided?
         _drop_orphan_branches(store, repo)
         high_water, evolved = store.high_water(), store.evolved_high_water()
         cycle_id = f"{now:%Y%m%d-%H%M%S}-{store.count('cycles') + 1:04d}"
@@ -73,7 +74,9 @@ def run_cycle(
                 cycle_id, "nothing-new", message="no new trajectories; nothing to do"
             )
         try:
-            result = _evolve_and_propose(store, repo, config, cycle_id, high_water, evolved, say)
+            result = _evolve_and_propose(
+                store, repo, config, host, cycle_id, high_water, evolved, say
+            )
         except Exception as exc:
             store.finish_cycle(
                 cycle_id, "failed", now=utcnow(), error=f"{type(exc).__name__}: {exc}"
@@ -94,6 +97,7 @@ def _evolve_and_propose(
     store: Store,
     repo: LibraryRepo,
     config: Config,
+    host: CodeHost | None,
     cycle_id: str,
     high_water: int,
     evolved: int,
@@ -127,7 +131,6 @@ def _evolve_and_propose(
     base = dict(id=cycle_id, trajectories=len(trajectories), new=new)
     # Code host / reviewer edits: maybe continue the open proposal's branch (see series.py),
     # leaving skills a reviewer edited there alone; reviewers' earlier feedback in each reason.
-    host = host_from_config(config)
     plan = series.plan(
         store, repo, changes, BRANCH_PREFIX + cycle_id, hosted=host is not None,
         prefix=BRANCH_PREFIX, say=say,
