@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evolver.answers import answer_form, final_answer
 from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
+from evolver.conditions import Fact, facts
 from evolver.graph import is_helper, normalise_error
 from evolver.model import Trajectory
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
@@ -27,6 +29,7 @@ __all__ = [  # grouped: matching and compliance, measuring
     "blind",
     "compliance",
     "pitfall_hits",
+    "answers_as_taught",
     "COMPLIANT",
     "MIN_SIMILARITY",
     "NAIVE",
@@ -138,13 +141,22 @@ def pitfall_hits(run: Trajectory, spec: SkillSpec) -> list[Pitfall]:
         for c in run.tool_calls
         if c.error
     }
+    held: set[tuple[str, Fact]] = set()
+    if any(p.kind == "condition" for p in spec.pitfalls):
+        held = {(tool, f) for tool, known in facts(run) for f in known}
     return [
         p
         for p in spec.pitfalls
         if (p.kind == "failed-only" and called[p.tool])
         or (p.kind == "error" and (p.tool, p.message) in errors)
         or (p.kind == "limit" and called[p.tool] > p.limit)
+        or (p.kind == "condition" and (p.tool, p.fact) in held)
     ]
+
+
+def answers_as_taught(run: Trajectory, spec: SkillSpec) -> bool:
+    """Whether the run's final answer has a form the skill names (True when it names none)."""
+    return not spec.answer_forms or answer_form(final_answer(run)) in spec.answer_forms
 
 
 def follows(run: Trajectory, spec: SkillSpec) -> float:
@@ -165,9 +177,11 @@ def compliance(run: Trajectory, spec: SkillSpec) -> float:
     """How closely a run kept to a skill, in [0, 1], from the skill and the run's steps only.
 
     Half is following the procedure (or another path the skill names), half is calling only
-    tools the skill knows; each pitfall the run hits halves the whole."""
+    tools the skill knows; each pitfall the run hits halves the whole, and so does a final
+    answer in a form the skill's verification does not name."""
     score = 0.5 * follows(run, spec) + 0.5 * on_known_ground(run, spec)
-    return score * PITFALL_FACTOR ** len(pitfall_hits(run, spec))
+    misses = len(pitfall_hits(run, spec)) + (not answers_as_taught(run, spec))
+    return score * PITFALL_FACTOR**misses
 
 
 def blind(run: Trajectory) -> Trajectory:

@@ -45,6 +45,7 @@ END = "END"
 HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason", "plan"})
 
 
+@lru_cache(maxsize=4096)  # asked for every call of every run, of a few dozen tool names
 def is_helper(tool: str) -> bool:
     """True for a reasoning aid (think, calculate, ...), whatever its spelling."""
     return slugify(tool) in HELPER_TOOLS

@@ -7,10 +7,12 @@ how often it was seen, so a reviewer can weigh it and an agent can act on it. Pu
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from evolver.answers import answer_forms
 from evolver.diagnose import Category, Diagnosis
 from evolver.graph import is_helper
 from evolver.graph_patterns import preconditions
@@ -23,6 +25,10 @@ __all__ = ["Guidance", "guidance", "tool_notes"]
 MIN_NOTE_FAILURES = 2  # failing calls of a tool before its argument forms earn a note
 MAX_LINES = 5
 MIN_GUARDRAIL_RUNS = 2  # a root cause seen once is an anecdote, not a guardrail
+_PLACEHOLDERS = (  # the values an answer form stands for
+    (re.compile(r"\bn\b"), "n stands for a number"),
+    (re.compile(r'"text"'), '"text" for a string'),
+)
 
 # What each diagnosed root cause asks of the agent next time.
 _ADVICE = {
@@ -95,21 +101,41 @@ def _preconditions(runs: Sequence[Trajectory]) -> tuple[str, ...]:
     return tuple(lines[:MAX_LINES])
 
 
+def _answer(runs: Sequence[Trajectory]) -> list[str]:
+    """The form successful runs gave their final answer in, when they agree on a structure."""
+    found = answer_forms(runs)
+    if found is None:
+        return []
+    forms = " or ".join(f"{_code(f)} ({_n(n, 'run')})" for f, n in found.forms)
+    line = f"- Successful runs gave the final answer as {forms}"
+    legend = [
+        said
+        for pattern, said in _PLACEHOLDERS
+        if any(pattern.search(f) for f, _ in found.forms)
+    ]
+    if legend:
+        line += ", where " + " and ".join(legend)
+    if found.failed_other:
+        line += f"; {_n(found.failed_other, 'failed run')} answered in another form"
+    return [line + "."]
+
+
 def _verification(runs: Sequence[Trajectory]) -> tuple[str, ...]:
-    """How the successful runs' last real call looked: the result that says it worked."""
+    """The form of the final answer, and how the successful runs' last real call looked."""
     endings: Counter[tuple[str, str]] = Counter()
     ok = [r for r in runs if r.succeeded is True]
     for run in ok:
         calls = [c for c in run.tool_calls if not is_helper(c.name)]
         if calls and not calls[-1].error:
             endings[(calls[-1].name, result_summary(calls[-1]))] += 1
+    lines = _answer(runs)
     if not endings:
-        return ()
+        return tuple(lines)
     (tool, shape), count = min(endings.items(), key=lambda kv: (-kv[1], kv[0]))
-    lines = [
+    lines.append(
         f"- Successful runs end with {_code(tool)} returning {sanitize_inline(shape, 120)} "
         f"({count} of {len(ok)})."
-    ]
+    )
     failed_last = sum(
         1
         for r in runs

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from evolver.cluster import Cluster
+from evolver.conditions import Condition, failure_conditions
 from evolver.graph import (
     error_patterns,
     evidence,
@@ -28,6 +29,7 @@ __all__ = [
     "argument_keys",
     "call_limits",
     "code",
+    "condition_line",
     "failed_runs",
     "guidance_of",
     "main_tools",
@@ -130,6 +132,8 @@ def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
             f"- {code(tool)} was used by {plural(failed_tools[tool], 'failed run')} "
             "and by no successful run."
         )
+    for c in failure_conditions(runs):
+        lines.append(condition_line(c))
     for tool, limit, over in call_limits(runs)[:5]:
         times = "once" if limit == 1 else f"{limit} times"
         lines.append(
@@ -137,6 +141,20 @@ def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
             f"no successful run called it more than {times}."
         )
     return lines or ["- No errors or failure-only tools in these runs."]
+
+
+def condition_line(c: Condition) -> str:
+    """A failure condition as a pitfall: what held at the call, and how many runs say so."""
+    f = c.fact
+    held = (
+        f"with {code(f.key)} = {code(f.value)}"
+        if not f.source
+        else f"after {code(f.source)} returned {code(f.key)} = {code(f.value)}"
+    )
+    return (
+        f"- {code(c.tool)} was called {held} in {plural(c.failed_runs, 'failed run')} "
+        f"and in none of the {plural(c.ok_runs, 'successful run')} that called it."
+    )
 
 
 def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:

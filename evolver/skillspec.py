@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from evolver.changes import SkillDoc
 from evolver.cluster import task_tokens
 from evolver.composite import KIND_KEY
+from evolver.conditions import Fact
 from evolver.skilldoc import find_managed_block, parse
 
 __all__ = ["Pitfall", "SkillSpec", "skill_spec"]
@@ -16,6 +17,11 @@ _TICKED = re.compile(r"`([^`\n]+)`")
 _STEP = re.compile(r"^\s*\d+\.\s+Call\s+`([^`\n]+)`(.*)$")
 _ERROR_PITFALL = re.compile(r'^- `([^`\n]+)` failed with "([^"\n]*)"')
 _ONLY_FAILED = re.compile(r"^- `([^`\n]+)` was used by .* and by no successful run")
+_CONDITION = re.compile(
+    r"^- `([^`\n]+)` was called (?:with|after `([^`\n]+)` returned) `([^`\n]+)` = `([^`\n]+)` in"
+)
+_ANSWER = "- Successful runs gave the final answer as "
+_ANSWER_FORM = re.compile(r"`([^`\n]+)` \(\d+ runs?\)")
 _LIMIT = re.compile(r"^- `([^`\n]+)` was called more than (once|\d+ times) in")
 _KEY_TERMS = re.compile(r"^- Key terms:\s*(.*)$")
 _MAIN_TOOLS = re.compile(r"^- Main tools:\s*(.*)$")
@@ -24,12 +30,14 @@ _USE_WHEN = re.compile(r"Use when a request involves ([^.]*)\.")
 
 @dataclass(frozen=True)
 class Pitfall:
-    """What failed runs did: `tool` failing with `message`, used at all, or called too often."""
+    """What failed runs did: `tool` failing with `message`, used at all, called too often, or
+    called while `fact` held."""
 
     tool: str
-    kind: str  # "error" | "failed-only" | "limit"
+    kind: str  # "error" | "failed-only" | "limit" | "condition"
     message: str = ""  # the normalised error, lowercase (kind "error")
     limit: int = 0  # most calls any successful run made (kind "limit")
+    fact: Fact | None = None  # what held at the call (kind "condition")
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class SkillSpec:
     procedure: tuple[tuple[str, tuple[str, ...]], ...]  # (tool, argument keys), in order
     paths: tuple[tuple[str, ...], ...]  # the procedure's tools, then other paths that worked
     pitfalls: tuple[Pitfall, ...]
+    answer_forms: frozenset[str] = frozenset()  # the forms successful runs answered in
     functional: bool = False  # shared steps other skills refer to, not a task of its own
 
     @property
@@ -103,6 +112,15 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         elif m := _LIMIT.match(line):
             limit = 1 if m.group(2) == "once" else int(m.group(2).split()[0])
             pitfalls.append(Pitfall(m.group(1), "limit", limit=limit))
+        elif m := _CONDITION.match(line):
+            fact = Fact(m.group(2) or "", m.group(3), m.group(4))
+            pitfalls.append(Pitfall(m.group(1), "condition", fact=fact))
+    answers = [
+        form
+        for line in sections.get("verification", [])
+        if line.startswith(_ANSWER)
+        for form in _ANSWER_FORM.findall(line)
+    ]
     return SkillSpec(
         name=doc.name,
         terms=task_tokens(re.sub(r",| or ", " ", " ".join(words))),
@@ -110,5 +128,6 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         procedure=tuple(procedure),
         paths=tuple(dict.fromkeys([tuple(t for t, _ in procedure), *paths])),
         pitfalls=tuple(pitfalls),
+        answer_forms=frozenset(answers),
         functional=isinstance(meta, dict) and meta.get(KIND_KEY) == "functional",
     )

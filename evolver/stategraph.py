@@ -26,6 +26,7 @@ from evolver.redact import redact, sanitize_inline
 __all__ = [
     "END",
     "START",
+    "enum_like",
     "result_summary",
     "state_graph",
     "to_graphml",
@@ -59,7 +60,7 @@ def _shown_key(text: str) -> str:
     return sanitize_inline(text, 40).replace('"', "'")
 
 
-def _enum_like(key: str, value: Any) -> str | None:
+def enum_like(key: str, value: Any) -> str | None:
     """`value` as text when it is a short, non-identifying, enum-like scalar, else None."""
     if isinstance(value, str | int | float):  # hashable scalars (bool included) recur a lot
         return _enum_like_cached(str(key), value)
@@ -137,7 +138,7 @@ class _Values:
         if not isinstance(data, dict):
             return
         for key, value in data.items():
-            text = _enum_like(str(key), value)
+            text = enum_like(str(key), value)
             if text is not None and _key(key) == str(key):
                 self.runs[_key(key)][text].add(run.id)
                 self.tasks[_key(key)][text].add(run.task)

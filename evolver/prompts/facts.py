@@ -1,7 +1,8 @@
 """The structured evidence a role sees: what the offline stages computed, never raw transcripts.
 
-Paths, argument keys, preconditions, error patterns and grouped diagnoses of one change's
-runs, as plain JSON-ready data. Strings are redacted again when fenced (`fence.scrub`).
+Paths, argument keys, preconditions, error patterns, failure conditions, answer forms and
+grouped diagnoses of one change's runs, as plain JSON-ready data. Strings are redacted again
+when fenced (`fence.scrub`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from evolver.answers import answer_forms
 from evolver.changes import ChangeSet, SkillChange
+from evolver.conditions import failure_conditions
 from evolver.diagnose import Diagnosis
 from evolver.graph import path_counts
 from evolver.graph_patterns import preconditions
@@ -32,6 +35,7 @@ def change_facts(
     counts = path_counts(runs)
     paths = sorted(counts, key=lambda p: (-counts[p], len(p), p))[:MAX_PATHS]
     ok_tools, failed_tools = tool_runs(ok_runs(runs)), tool_runs(failed_runs(runs))
+    found = answer_forms(runs)
     return {
         "skill": change.skill,
         "action": change.action,
@@ -56,6 +60,20 @@ def change_facts(
             for p in preconditions(runs)[:5]
         ],
         "errors": [e.model_dump() for e in ev.errors[:MAX_ERRORS]],
+        "conditions_only_in_failed_runs": [
+            {
+                "tool": c.tool,
+                "after_result_of": c.fact.source or None,
+                "key": c.fact.key,
+                "value": c.fact.value,
+                "failed_runs": c.failed_runs,
+                "successful_runs_that_called_the_tool": c.ok_runs,
+            }
+            for c in failure_conditions(runs)
+        ],
+        "final_answer_forms_of_successful_runs": [
+            {"form": f, "runs": n} for f, n in (found.forms if found else ())
+        ],
         "diagnosed_failures": diagnosis_groups(diagnoses),
     }
 

@@ -1,0 +1,184 @@
+"""Conditions under which a tool's calls went wrong: argument values, and the state before them.
+
+SIT-Graph's state at a call, made checkable. At each call a run knows a set of facts: the
+enum-like values of the call's own arguments (`cabin` = `business`), and those in the latest
+result of each earlier tool (`get_reservation_details` returned `insurance` = `no`). A fact
+seen at a tool's calls in several failed runs and in none of the successful runs that called
+it, and unlikely to be so by chance (a one-sided Fisher exact test), is a condition to avoid:
+a policy the agent broke, or an argument value that never works. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from evolver.cluster import unique_runs
+from evolver.graph import is_helper
+from evolver.model import Trajectory
+from evolver.redact import sanitize_inline
+from evolver.stategraph import enum_like
+
+__all__ = ["Condition", "Fact", "facts", "failure_conditions"]
+
+MIN_FAILED = 2  # failed runs with the fact at the tool's calls, of as many different tasks
+MIN_OK = 2  # successful runs that called the tool: "none of them" must mean something
+ALPHA = 0.1  # chance of so many failed runs and no successful one if the fact did not matter
+MAX_CONDITIONS = 5
+MAX_LIST_ITEMS = 10  # items of a list of objects read for facts (flights of a reservation)
+SMALL_NUMBER = 10  # larger numbers are amounts and measures, not states
+_KIND_OF_ID = re.compile(r"([a-z]+(?:_[a-z]+)*)_\d+")  # credit_card_7334: its kind is a state
+
+
+@dataclass(frozen=True, order=True)
+class Fact:
+    """`key` was `value`: in the call's own arguments (`source` ""), or in the latest result
+    of the tool `source`."""
+
+    source: str
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A fact at `tool`'s calls that only failed runs had."""
+
+    tool: str
+    fact: Fact
+    failed_runs: int  # failed runs that called `tool` with the fact
+    ok_runs: int  # successful runs that called `tool`, none with the fact
+    p_value: float
+
+
+def _value(key: str, value: Any) -> str | None:
+    """A value that can be a state: short enum-like text, true/false, a small count, or the kind
+    of an id (`credit_card_…`). Amounts, measures, names and ids are not."""
+    if isinstance(value, str | int | float):  # bool included; the same values recur a lot
+        return _scalar_value(key, value)
+    return None
+
+
+@lru_cache(maxsize=1 << 16, typed=True)
+def _scalar_value(key: str, value: str | int | float) -> str | None:
+    if isinstance(value, float) or (
+        isinstance(value, int) and not isinstance(value, bool) and abs(value) > SMALL_NUMBER
+    ):
+        return None
+    if isinstance(value, str) and (m := _KIND_OF_ID.fullmatch(value.strip())):
+        return m.group(1) + "_…"
+    return enum_like(key, value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _shown(key: str) -> bool:
+    return 0 < len(key) <= 40 and sanitize_inline(key, 40) == key and "`" not in key
+
+
+def _flatten(data: Any) -> Iterator[tuple[str, str]]:
+    """(key path, value) for the state-like values of an object, one level of nesting deep."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        key = str(key)
+        inner: list[tuple[str, Any]] = []
+        if isinstance(value, dict):
+            inner = [(f"{key}.{k}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            inner = [
+                (f"{key}[].{k}", v)
+                for item in value[:MAX_LIST_ITEMS]
+                if isinstance(item, dict)
+                for k, v in item.items()
+            ]
+        else:
+            inner = [(key, value)]
+        for path, v in inner:
+            if isinstance(v, dict | list) or not _shown(path):
+                continue
+            if (text := _value(path, v)) is not None:
+                yield path, text
+
+
+def facts(run: Trajectory) -> list[tuple[str, frozenset[Fact]]]:
+    """Each tool call of the run, in order, with the facts that held when it was made."""
+    state: dict[tuple[str, str], str] = {}
+    out: list[tuple[str, frozenset[Fact]]] = []
+    for call in run.tool_calls:
+        known = {Fact(src, key, value) for (src, key), value in state.items()}
+        if isinstance(call.arguments, dict):
+            known.update(
+                Fact("", str(k), text)
+                for k, v in call.arguments.items()
+                if _shown(str(k)) and (text := _value(str(k), v)) is not None
+            )
+        out.append((call.name, frozenset(known)))
+        if call.error or is_helper(call.name):
+            continue
+        try:
+            data = json.loads(call.result or "")
+        except ValueError:
+            continue
+        for path, value in _flatten(data):
+            state[(call.name, path)] = value
+    return out
+
+
+def _p_value(failed: int, ok: int, hits: int) -> float:
+    """Chance that `hits` runs, drawn from `failed` failed and `ok` successful ones, are all
+    failed ones (the one-sided Fisher exact test with no successful run among them)."""
+    return math.comb(failed, hits) / math.comb(failed + ok, hits)
+
+
+def failure_conditions(
+    runs: Sequence[Trajectory], alpha: float = ALPHA, limit: int = MAX_CONDITIONS
+) -> list[Condition]:
+    """Facts at a tool's calls in failed runs only, strongest evidence first. Retries of one
+    task are one piece of evidence, so the failed runs must span different tasks; of facts
+    that mark the very same failed runs (a reservation's cabin and its fare class), one is
+    kept."""
+    known = [r for r in unique_runs(runs) if r.succeeded is not None]
+    if (
+        sum(1 for r in known if r.succeeded) < MIN_OK
+        or sum(1 for r in known if not r.succeeded) < MIN_FAILED
+    ):
+        return []
+    calling: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
+    having: dict[bool, Counter[tuple[str, Fact]]] = {True: Counter(), False: Counter()}
+    marked: dict[tuple[str, Fact], set[str]] = defaultdict(set)
+    tasks: dict[tuple[str, Fact], set[str]] = defaultdict(set)
+    for run in known:
+        at: dict[str, set[Fact]] = defaultdict(set)
+        for tool, known in facts(run):
+            if not is_helper(tool):
+                at[tool] |= known
+        for tool, known in at.items():
+            calling[run.succeeded][tool] += 1
+            having[run.succeeded].update((tool, f) for f in known)
+            if not run.succeeded:
+                for f in known:
+                    marked[(tool, f)].add(run.id)
+                    tasks[(tool, f)].add(run.task)
+    found = []
+    for (tool, fact), n in having[False].items():
+        ok = calling[True][tool]
+        if len(tasks[(tool, fact)]) < MIN_FAILED or ok < MIN_OK or having[True][(tool, fact)]:
+            continue
+        p = _p_value(calling[False][tool], ok, n)
+        if p <= alpha:
+            found.append(Condition(tool, fact, n, ok, p))
+    found.sort(key=lambda c: (c.p_value, -c.failed_runs, c.tool, c.fact))
+    kept: list[Condition] = []
+    seen: set[tuple[str, frozenset[str]]] = set()
+    for c in found:
+        key = (c.tool, frozenset(marked[(c.tool, c.fact)]))
+        if key not in seen:
+            seen.add(key)
+            kept.append(c)
+    return kept[:limit]
