@@ -33,6 +33,7 @@ ALPHA = 0.1  # chance of so many failed runs and no successful one if the fact d
 MAX_CONDITIONS = 5
 MAX_LIST_ITEMS = 10  # items of a list of objects read for facts (flights of a reservation)
 SMALL_NUMBER = 10  # larger numbers are amounts and measures, not states
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")  # a number sent as text
 _KIND_OF_ID = re.compile(r"([a-z]+(?:_[a-z]+)*)_\d+")  # credit_card_7334: its kind is a state
 
 
@@ -67,6 +68,8 @@ def _value(key: str, value: Any) -> str | None:
 
 @lru_cache(maxsize=1 << 16, typed=True)
 def _scalar_value(key: str, value: str | int | float) -> str | None:
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value) if any(ch in value for ch in ".eE") else int(value)
     if isinstance(value, float) or (
         isinstance(value, int) and not isinstance(value, bool) and abs(value) > SMALL_NUMBER
     ):

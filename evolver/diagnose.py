@@ -17,11 +17,22 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evolver.answers import answer_form, answer_forms, final_answer
+from evolver.conditions import Condition, facts, failure_conditions
 from evolver.graph import normalise_error
 from evolver.model import ToolCall, Trajectory
 from evolver.redact import sanitize_inline
 
-__all__ = ["Category", "Diagnosis", "classify_error", "diagnose", "diagnose_all", "task_key"]
+__all__ = [
+    "Category",
+    "Diagnosis",
+    "Lessons",
+    "classify_error",
+    "diagnose",
+    "diagnose_all",
+    "lessons",
+    "task_key",
+]
 
 LOOP_MIN = 3  # the same call, or the same failing tool in a row, this many times is a loop
 
@@ -37,6 +48,7 @@ class Category(StrEnum):
     PREMATURE_STOP = "premature-stop"
     HALLUCINATED_TOOL = "hallucinated-tool"
     POLICY_VIOLATION = "policy-violation"
+    ANSWER_FORMAT = "answer-format"
     ENVIRONMENT_FAILURE = "environment-failure"
     UNKNOWN = "unknown"
 
@@ -123,18 +135,37 @@ class _Finding(NamedTuple):
 Calls = Sequence[tuple[int, ToolCall]]  # (index into run.steps, the call)
 
 
+class Lessons(NamedTuple):
+    """What the runs of a run's group (its cluster) teach beyond its own task: the failure
+    conditions of their tool calls, and the forms their successes answered in."""
+
+    conditions: Sequence[Condition] = ()
+    answer_forms: Collection[str] = ()
+
+
+NO_LESSONS = Lessons()
+
+
+def lessons(runs: Sequence[Trajectory]) -> Lessons:
+    """The lessons of a group of runs (`evolver.conditions`, `evolver.answers`)."""
+    found = answer_forms(runs)
+    return Lessons(failure_conditions(runs), {f for f, _ in found.forms} if found else set())
+
+
 def diagnose(
     run: Trajectory,
     successes_same_task: Sequence[Trajectory] = (),
     *,
     known_tools: Collection[str] = (),
     skill: str | None = None,
+    group: Lessons = NO_LESSONS,
 ) -> Diagnosis:
-    """Diagnose a failed run, contrasting it with successful runs of the same task if given."""
+    """Diagnose a failed run, contrasting it with successful runs of the same task if given,
+    then with what its group's runs teach."""
     calls = [(i, s) for i, s in enumerate(run.steps) if isinstance(s, ToolCall)]
     oks = [s for s in successes_same_task if s.succeeded is True and s.id != run.id]
     known = set(known_tools) | {c.name for s in oks for c in s.tool_calls}
-    found = _diagnose(run, calls, oks, known)
+    found = _diagnose(run, calls, oks, known) or _from_lessons(run, calls, group)
     return Diagnosis(
         trajectory_id=run.id,
         category=found.category,
@@ -149,7 +180,7 @@ def diagnose(
 
 def _diagnose(
     run: Trajectory, calls: Calls, oks: Sequence[Trajectory], known: set[str]
-) -> _Finding:
+) -> _Finding | None:
     """The rules, in order of precedence (docs/diagnosis.md explains each)."""
     for i, c in calls:
         if c.error and (
@@ -183,22 +214,70 @@ def _diagnose(
     if errors:  # all retried, and the run still failed: the only sign of trouble left
         i, c = errors[-1]
         return _Finding(_category(c), i, c.name, f"{_quote(c)} (retried, the run still failed)")
-    why = "paths and arguments match a successful run" if oks else "no successful run to compare"
+    return None
+
+
+def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
+    """The last rules: an answer in a form no success of the group used, then a call made
+    under one of the group's failure conditions; else unknown."""
+    answer = final_answer(run)
+    form = answer_form(answer)
+    if group.answer_forms and form not in group.answer_forms:
+        said = [i for i, s in enumerate(run.steps) if getattr(s, "role", "") == "assistant"]
+        taught = " or ".join(sorted(group.answer_forms))
+        evidence = f"answered in the form {form}; successful runs of its kind answered {taught}"
+        return _Finding(Category.ANSWER_FORMAT, said[-1] if said else None, None, evidence)
+    held = facts(run)
+    hits = [
+        (i, call, c)
+        for (i, call), (_, known) in zip(calls, held, strict=True)
+        for c in group.conditions
+        if call.name == c.tool and c.fact in known
+    ]
+    if hits:  # the last such call: the consequential one, where reading calls led
+        i, call, c = hits[-1]
+        f = c.fact
+        where = (
+            f"after {f.source} returned {f.key} = {f.value}"
+            if f.source
+            else f"with {f.key} = {f.value}"
+        )
+        evidence = (
+            f"called {c.tool} {where}, as {c.failed_runs} failed runs of its kind did "
+            f"and none of the {c.ok_runs} successful ones that called it"
+        )
+        category = Category.POLICY_VIOLATION if f.source else Category.INVALID_ARGUMENTS
+        return _Finding(category, i, c.tool, evidence)
+    why = "no successful run of the same task to compare, nor a lesson of its kind that applies"
     return _Finding(Category.UNKNOWN, None, None, f"no error; {why}")
 
 
 def diagnose_all(
     runs: Sequence[Trajectory], *, skill_of: Mapping[str, str] | None = None
 ) -> list[Diagnosis]:
-    """Diagnose every failed run, contrasting it with successful runs of the same task."""
+    """Diagnose every failed run, contrasting it with successful runs of the same task, then
+    with the lessons of its group (the runs mapped to the same skill; all runs without one)."""
     skill_of = skill_of or {}
     by_task: dict[str, list[Trajectory]] = defaultdict(list)
+    groups: dict[str, list[Trajectory]] = defaultdict(list)
     for run in runs:
+        groups[skill_of.get(run.id, "")].append(run)
         if run.succeeded is True:
             by_task[task_key(run)].append(run)
     known = {c.name for r in runs for c in r.tool_calls if r.succeeded is True or not c.error}
+    taught = {
+        name: lessons(members)
+        for name, members in groups.items()
+        if any(r.succeeded is False for r in members)
+    }
     return [
-        diagnose(run, by_task.get(task_key(run), ()), known_tools=known, skill=skill_of.get(run.id))
+        diagnose(
+            run,
+            by_task.get(task_key(run), ()),
+            known_tools=known,
+            skill=skill_of.get(run.id),
+            group=taught[skill_of.get(run.id, "")],
+        )
         for run in runs
         if run.succeeded is False
     ]
