@@ -80,7 +80,10 @@ def refine(
     """Each create/update change reworded by the LLM where its answer passes the validator;
     every other change, and every change whose answer does not, as the offline evolver made it."""
     by_id = {t.id: t for t in trajectories}
-    diagnoses = diagnose_all(list(by_id.values()))
+    # Each change's runs are one group, as in the cycle: a cluster's lessons stay its own, so
+    # new runs in one cluster leave the others' facts (and their cached answers) as they were.
+    skill_of = {i: c.skill for c in changes for i in c.evidence.trajectory_ids}
+    diagnoses = diagnose_all(list(by_id.values()), skill_of=skill_of)
     docs = {d.name: d for d in library}
     asks = _Asks(client)
     out: list[SkillChange] = []
