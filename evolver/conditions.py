@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -109,28 +109,41 @@ def _flatten(data: Any) -> Iterator[tuple[str, str]]:
                 yield path, text
 
 
-def facts(run: Trajectory) -> list[tuple[str, frozenset[Fact]]]:
-    """Each tool call of the run, in order, with the facts that held when it was made."""
-    state: dict[tuple[str, str], str] = {}
+def facts(
+    run: Trajectory, tools: Collection[str] | None = None
+) -> list[tuple[str, frozenset[Fact]]]:
+    """Each tool call of the run, in order, with the facts that held when it was made; with
+    `tools`, only calls of those tools get their facts (the others an empty set), which spares
+    reading results no condition asks about."""
+    latest: dict[str, str] = {}  # tool -> its latest successful result, unread
+    read: dict[str, frozenset[Fact]] = {}  # tool -> the facts of that result, once read
     out: list[tuple[str, frozenset[Fact]]] = []
     for call in run.tool_calls:
-        known = {Fact(src, key, value) for (src, key), value in state.items()}
-        if isinstance(call.arguments, dict):
-            known.update(
-                Fact("", str(k), text)
-                for k, v in call.arguments.items()
-                if _shown(str(k)) and (text := _value(str(k), v)) is not None
-            )
+        known: set[Fact] = set()
+        if tools is None or call.name in tools:
+            for src, result in latest.items():
+                if src not in read:
+                    read[src] = _result_facts(src, result)
+                known |= read[src]
+            if isinstance(call.arguments, dict):
+                known.update(
+                    Fact("", str(k), text)
+                    for k, v in call.arguments.items()
+                    if _shown(str(k)) and (text := _value(str(k), v)) is not None
+                )
         out.append((call.name, frozenset(known)))
-        if call.error or is_helper(call.name):
-            continue
-        try:
-            data = json.loads(call.result or "")
-        except ValueError:
-            continue
-        for path, value in _flatten(data):
-            state[(call.name, path)] = value
+        if not call.error and not is_helper(call.name) and call.result:
+            latest[call.name] = call.result
+            read.pop(call.name, None)
     return out
+
+
+def _result_facts(tool: str, result: str) -> frozenset[Fact]:
+    try:
+        data = json.loads(result)
+    except ValueError:
+        return frozenset()
+    return frozenset(Fact(tool, path, value) for path, value in _flatten(data))
 
 
 def _p_value(failed: int, ok: int, hits: int) -> float:
@@ -146,26 +159,33 @@ def failure_conditions(
     task are one piece of evidence, so the failed runs must span different tasks; of facts
     that mark the very same failed runs (a reservation's cabin and its fare class), one is
     kept."""
-    known = [r for r in unique_runs(runs) if r.succeeded is not None]
-    if (
-        sum(1 for r in known if r.succeeded) < MIN_OK
-        or sum(1 for r in known if not r.succeeded) < MIN_FAILED
-    ):
+    judged = [r for r in unique_runs(runs) if r.succeeded is not None]
+    ok_calls: Counter[str] = Counter()
+    failed_tasks: dict[str, set[str]] = defaultdict(set)
+    for run in judged:
+        for tool in {c.name for c in run.tool_calls if not is_helper(c.name)}:
+            if run.succeeded:
+                ok_calls[tool] += 1
+            else:
+                failed_tasks[tool].add(run.task)
+    candidates = {t for t, tasks in failed_tasks.items() if len(tasks) >= MIN_FAILED}
+    candidates &= {t for t, n in ok_calls.items() if n >= MIN_OK}
+    if not candidates:
         return []
     calling: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
     having: dict[bool, Counter[tuple[str, Fact]]] = {True: Counter(), False: Counter()}
     marked: dict[tuple[str, Fact], set[str]] = defaultdict(set)
     tasks: dict[tuple[str, Fact], set[str]] = defaultdict(set)
-    for run in known:
+    for run in judged:
         at: dict[str, set[Fact]] = defaultdict(set)
-        for tool, known in facts(run):
-            if not is_helper(tool):
-                at[tool] |= known
-        for tool, known in at.items():
+        for tool, held in facts(run, candidates):
+            if tool in candidates:
+                at[tool] |= held
+        for tool, held in at.items():
             calling[run.succeeded][tool] += 1
-            having[run.succeeded].update((tool, f) for f in known)
+            having[run.succeeded].update((tool, f) for f in held)
             if not run.succeeded:
-                for f in known:
+                for f in held:
                     marked[(tool, f)].add(run.id)
                     tasks[(tool, f)].add(run.task)
     found = []

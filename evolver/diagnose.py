@@ -227,7 +227,7 @@ def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
         taught = " or ".join(sorted(group.answer_forms))
         evidence = f"answered in the form {form}; successful runs of its kind answered {taught}"
         return _Finding(Category.ANSWER_FORMAT, said[-1] if said else None, None, evidence)
-    held = facts(run)
+    held = facts(run, {c.tool for c in group.conditions})
     hits = [
         (i, call, c)
         for (i, call), (_, known) in zip(calls, held, strict=True)
@@ -253,10 +253,14 @@ def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
 
 
 def diagnose_all(
-    runs: Sequence[Trajectory], *, skill_of: Mapping[str, str] | None = None
+    runs: Sequence[Trajectory],
+    *,
+    skill_of: Mapping[str, str] | None = None,
+    taught: Mapping[str, Lessons] | None = None,
 ) -> list[Diagnosis]:
     """Diagnose every failed run, contrasting it with successful runs of the same task, then
-    with the lessons of its group (the runs mapped to the same skill; all runs without one)."""
+    with the lessons of its group (the runs mapped to the same skill; all runs without one).
+    `taught` gives the lessons of groups a caller has already worked out, by skill name."""
     skill_of = skill_of or {}
     by_task: dict[str, list[Trajectory]] = defaultdict(list)
     groups: dict[str, list[Trajectory]] = defaultdict(list)
@@ -266,7 +270,7 @@ def diagnose_all(
             by_task[task_key(run)].append(run)
     known = {c.name for r in runs for c in r.tool_calls if r.succeeded is True or not c.error}
     taught = {
-        name: lessons(members)
+        name: (taught or {}).get(name) or lessons(members)
         for name, members in groups.items()
         if any(r.succeeded is False for r in members)
     }

@@ -19,7 +19,7 @@ from typing import Any
 from evolver.answers import answer_form, final_answer
 from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
-from evolver.conditions import Fact, facts
+from evolver.conditions import facts
 from evolver.graph import is_helper, normalise_error
 from evolver.model import Trajectory
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
@@ -141,9 +141,8 @@ def pitfall_hits(run: Trajectory, spec: SkillSpec) -> list[Pitfall]:
         for c in run.tool_calls
         if c.error
     }
-    held: set[tuple[str, Fact]] = set()
-    if any(p.kind == "condition" for p in spec.pitfalls):
-        held = {(tool, f) for tool, known in facts(run) for f in known}
+    at = {p.tool for p in spec.pitfalls if p.kind == "condition"}
+    held = {(tool, f) for tool, known in facts(run, at) for f in known} if at else set()
     return [
         p
         for p in spec.pitfalls

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from evolver.answers import answer_forms
+from evolver.conditions import Condition
 from evolver.diagnose import Category, Diagnosis
 from evolver.graph import is_helper
 from evolver.graph_patterns import preconditions
@@ -53,6 +54,7 @@ class Guidance:
     tool_notes: tuple[str, ...] = ()
     guardrails: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()  # functional skills that cover steps of the procedure
+    conditions: tuple[Condition, ...] | None = None  # worked out already (None: from the runs)
     categories: dict[str, int] = field(default_factory=dict)
 
     def sections(self) -> list[str]:

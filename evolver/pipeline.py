@@ -14,7 +14,7 @@ from typing import Any
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
 from evolver.cluster import Cluster, cluster, cohesion, unique_runs
 from evolver.composite import functional_changes, functional_skills
-from evolver.diagnose import diagnose_all
+from evolver.diagnose import diagnose_all, lessons
 from evolver.graph import to_mermaid, tool_graph
 from evolver.hygiene import SkillUsage, hygiene_changes
 from evolver.model import Trajectory
@@ -158,7 +158,8 @@ def evolve(
     skill_of = {run.id: names[c.id] for c in eligible for run in c.members}
     runs_by_cluster = {c.id: c.members for c in eligible}
     functional = functional_skills(runs_by_cluster, taken, {d.name: d for d in library})
-    diagnoses = diagnose_all(runs, skill_of=skill_of)
+    taught = {names[c.id]: lessons(c.members) for c in eligible}  # once: diagnosis and skill
+    diagnoses = diagnose_all(runs, skill_of=skill_of, taught=taught)
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
     options = {
@@ -179,6 +180,7 @@ def evolve(
             continue
         found = target[c.id]
         name = names[c.id]
+        options["conditions"] = taught[name].conditions
         if found is None:
             change = synthesize(c, name, **options)
         else:

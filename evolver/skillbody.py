@@ -113,7 +113,9 @@ def _procedure(runs: Sequence[Trajectory]) -> list[str]:
     return lines
 
 
-def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
+def _pitfalls(
+    runs: Sequence[Trajectory], conditions: Sequence[Condition] | None = None
+) -> list[str]:
     lines: list[str] = []
     recovered = recovered_errors(runs)
     for pattern in error_patterns(runs)[:MAX_PITFALLS]:
@@ -132,7 +134,7 @@ def _pitfalls(runs: Sequence[Trajectory]) -> list[str]:
             f"- {code(tool)} was used by {plural(failed_tools[tool], 'failed run')} "
             "and by no successful run."
         )
-    for c in failure_conditions(runs):
+    for c in failure_conditions(runs) if conditions is None else conditions:
         lines.append(condition_line(c))
     for tool, limit, over in call_limits(runs)[:5]:
         times = "once" if limit == 1 else f"{limit} times"
@@ -194,7 +196,7 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
     lines += ["", "## Procedure", "", *_procedure(runs)]
     lines += _section("Uses", guide.uses)
     lines += _section("Verification", guide.verification)
-    lines += ["", "## Pitfalls", "", *_pitfalls(runs)]
+    lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
     lines += _section("Guardrails", guide.guardrails)
     lines += _section("Tool notes", guide.tool_notes)
     listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])

@@ -13,6 +13,7 @@ from typing import Any
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
+from evolver.conditions import Condition
 from evolver.diagnose import Diagnosis
 from evolver.graph import evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
@@ -202,6 +203,7 @@ def synthesize(
     diagnoses: Sequence[Diagnosis] = (),
     rewrite_after: int = 3,
     functional: Sequence[FunctionalSkill] = (),
+    conditions: Sequence[Condition] | None = None,
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
@@ -212,7 +214,11 @@ def synthesize(
     runs = cluster.members
     counts = path_counts(runs)
     path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
-    guide = replace(guidance(runs, diagnoses), uses=tuple(uses_line(functional, path)))
+    guide = replace(
+        guidance(runs, diagnoses),
+        uses=tuple(uses_line(functional, path)),
+        conditions=None if conditions is None else tuple(conditions),
+    )
     ev = evidence(runs).model_copy(update={"categories": guide.categories})
     block = render_block(cluster, max_listed_ids, guide)
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
