@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -45,6 +45,11 @@ class Fact:
     source: str
     key: str
     value: str
+
+    def held(self, quote: Callable[[str], str] = str) -> str:
+        """How it held at a call, in words: `with k = v`, or `after T returned k = v`."""
+        said = f"{quote(self.key)} = {quote(self.value)}"
+        return f"after {quote(self.source)} returned {said}" if self.source else f"with {said}"
 
 
 @dataclass(frozen=True)

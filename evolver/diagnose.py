@@ -220,8 +220,7 @@ def _diagnose(
 def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
     """The last rules: an answer in a form no success of the group used, then a call made
     under one of the group's failure conditions; else unknown."""
-    answer = final_answer(run)
-    form = answer_form(answer)
+    form = answer_form(final_answer(run)) if group.answer_forms else ""
     if group.answer_forms and form not in group.answer_forms:
         said = [i for i, s in enumerate(run.steps) if getattr(s, "role", "") == "assistant"]
         taught = " or ".join(sorted(group.answer_forms))
@@ -235,18 +234,12 @@ def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
         if call.name == c.tool and c.fact in known
     ]
     if hits:  # the last such call: the consequential one, where reading calls led
-        i, call, c = hits[-1]
-        f = c.fact
-        where = (
-            f"after {f.source} returned {f.key} = {f.value}"
-            if f.source
-            else f"with {f.key} = {f.value}"
-        )
+        i, _, c = hits[-1]
         evidence = (
-            f"called {c.tool} {where}, as {c.failed_runs} failed runs of its kind did "
+            f"called {c.tool} {c.fact.held()}, as {c.failed_runs} failed runs of its kind did "
             f"and none of the {c.ok_runs} successful ones that called it"
         )
-        category = Category.POLICY_VIOLATION if f.source else Category.INVALID_ARGUMENTS
+        category = Category.POLICY_VIOLATION if c.fact.source else Category.INVALID_ARGUMENTS
         return _Finding(category, i, c.tool, evidence)
     why = "no successful run of the same task to compare, nor a lesson of its kind that applies"
     return _Finding(Category.UNKNOWN, None, None, f"no error; {why}")

@@ -180,9 +180,9 @@ def evolve(
             continue
         found = target[c.id]
         name = names[c.id]
-        options["conditions"] = taught[name].conditions
+        conditions = taught[name].conditions
         if found is None:
-            change = synthesize(c, name, **options)
+            change = synthesize(c, name, conditions=conditions, **options)
         else:
             why = found[1]
             entry = index[name]
@@ -190,7 +190,9 @@ def evolve(
                 reports.append(_status_report(c, "conflict", name))
                 continue
             try:
-                change = synthesize(c, name, entry.doc, mapped_by=why, **options)
+                change = synthesize(
+                    c, name, entry.doc, mapped_by=why, conditions=conditions, **options
+                )
             except ValueError:  # malformed skillforge markers: leave it to a person
                 reports.append(_status_report(c, "conflict", name))
                 continue

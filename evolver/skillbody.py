@@ -29,7 +29,6 @@ __all__ = [
     "argument_keys",
     "call_limits",
     "code",
-    "condition_line",
     "failed_runs",
     "guidance_of",
     "main_tools",
@@ -135,7 +134,7 @@ def _pitfalls(
             "and by no successful run."
         )
     for c in failure_conditions(runs) if conditions is None else conditions:
-        lines.append(condition_line(c))
+        lines.append(_condition_line(c))
     for tool, limit, over in call_limits(runs)[:5]:
         times = "once" if limit == 1 else f"{limit} times"
         lines.append(
@@ -145,16 +144,10 @@ def _pitfalls(
     return lines or ["- No errors or failure-only tools in these runs."]
 
 
-def condition_line(c: Condition) -> str:
+def _condition_line(c: Condition) -> str:
     """A failure condition as a pitfall: what held at the call, and how many runs say so."""
-    f = c.fact
-    held = (
-        f"with {code(f.key)} = {code(f.value)}"
-        if not f.source
-        else f"after {code(f.source)} returned {code(f.key)} = {code(f.value)}"
-    )
     return (
-        f"- {code(c.tool)} was called {held} in {plural(c.failed_runs, 'failed run')} "
+        f"- {code(c.tool)} was called {c.fact.held(code)} in {plural(c.failed_runs, 'failed run')} "
         f"and in none of the {plural(c.ok_runs, 'successful run')} that called it."
     )
 

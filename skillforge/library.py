@@ -402,13 +402,7 @@ class LibraryRepo:
                 f"The library working copy {self.workdir} is not on main; "
                 "run `git checkout main` there and retry."
             )
-        try:
-            self._git("merge", "--quiet", "--ff-only", f"refs/remotes/origin/{MAIN}")
-        except LibraryRepoError as exc:
-            raise LibraryRepoError(
-                f"Local main in {self.workdir} has diverged from origin/main; run "
-                "`git reset --hard origin/main` there if its extra commits are unwanted."
-            ) from exc
+        self._fast_forward_to_origin()
         return self._need(MAIN)
 
     def continue_branch(
