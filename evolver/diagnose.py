@@ -165,7 +165,7 @@ def diagnose(
     calls = [(i, s) for i, s in enumerate(run.steps) if isinstance(s, ToolCall)]
     oks = [s for s in successes_same_task if s.succeeded is True and s.id != run.id]
     known = set(known_tools) | {c.name for s in oks for c in s.tool_calls}
-    found = _diagnose(run, calls, oks, known) or _from_lessons(run, calls, group)
+    found = _diagnose(run, calls, oks, known) or _from_lessons(run, calls, group, bool(oks))
     return Diagnosis(
         trajectory_id=run.id,
         category=found.category,
@@ -217,7 +217,9 @@ def _diagnose(
     return None
 
 
-def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
+def _from_lessons(
+    run: Trajectory, calls: Calls, group: Lessons, contrasted: bool = False
+) -> _Finding:
     """The last rules: an answer in a form no success of the group used, then a call made
     under one of the group's failure conditions; else unknown."""
     form = answer_form(final_answer(run)) if group.answer_forms else ""
@@ -241,7 +243,12 @@ def _from_lessons(run: Trajectory, calls: Calls, group: Lessons) -> _Finding:
         )
         category = Category.POLICY_VIOLATION if c.fact.source else Category.INVALID_ARGUMENTS
         return _Finding(category, i, c.tool, evidence)
-    why = "no successful run of the same task to compare, nor a lesson of its kind that applies"
+    why = (
+        "paths and arguments match a successful run"
+        if contrasted
+        else "no successful run of the same task to compare"
+    )
+    why += ", and no lesson of its kind applies"
     return _Finding(Category.UNKNOWN, None, None, f"no error; {why}")
 
 

@@ -53,3 +53,13 @@ def test_lessons_come_from_the_runs_group_only():
     # the labs group's answer form does not apply to orders, whose successes answer in prose
     assert found["plain"].category is Category.UNKNOWN
     assert found["lab-dict0"].category is Category.ANSWER_FORMAT
+
+
+def test_unknown_says_whether_a_successful_run_was_there_to_compare():
+    run = order_run("x", "pending", False)
+    twin = order_run("x", "pending", True).model_copy(update={"id": "x-ok"})
+    alike = diagnose(run, [twin])
+    assert alike.category is Category.UNKNOWN
+    assert "paths and arguments match a successful run" in alike.evidence
+    alone = diagnose(run)
+    assert "no successful run of the same task to compare" in alone.evidence
