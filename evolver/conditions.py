@@ -35,6 +35,11 @@ MAX_LIST_ITEMS = 10  # items of a list of objects read for facts (flights of a r
 SMALL_NUMBER = 10  # larger numbers are amounts and measures, not states
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")  # a number sent as text
 _KIND_OF_ID = re.compile(r"([a-z]+(?:_[a-z]+)*)_\d+")  # credit_card_7334: its kind is a state
+# ...but not the id of a person, whose "kind" is their name (olivia_gonzalez_2305)
+_PERSON_KEY = re.compile(
+    r"(?i)user|customer|patient|member|owner|person|client|employee|traveller|traveler|passenger"
+    r"|name|mail|login|account|contact|author|subject"
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -80,7 +85,7 @@ def _scalar_value(key: str, value: str | int | float) -> str | None:
     ):
         return None
     if isinstance(value, str) and (m := _KIND_OF_ID.fullmatch(value.strip())):
-        return m.group(1) + "_…"
+        return None if _PERSON_KEY.search(key) else m.group(1) + "_…"
     return enum_like(key, value)
 
 

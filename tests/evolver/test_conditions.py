@@ -30,6 +30,7 @@ def order_run(
         "status": status,
         "price": price,
         "payment": {"payment_id": card, "email": "someone@example.com"},
+        "user_id": "olivia_gonzalez_2305",
         "items": [{"kind": "lamp", "gift": False}],
     }
     steps: list[Any] = [
@@ -65,6 +66,7 @@ def test_facts_hold_the_state_left_by_earlier_results_and_the_calls_own_argument
     assert Fact("get_order", "items[].gift", "false") in at_cancel
     shown = {(f.key, f.value) for f in at_cancel}
     assert not any("example.com" in v or k.endswith("email") for k, v in shown)  # personal data
+    assert not any("olivia" in v for _, v in shown)  # a person's id is no kind of anything
     assert not any(k == "price" for k, _ in shown)  # an amount, not a state
 
 
