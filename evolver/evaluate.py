@@ -20,6 +20,7 @@ from evolver.answers import answer_form, final_answer
 from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import task_tokens
 from evolver.conditions import facts
+from evolver.examples import changes_made, nearest_example
 from evolver.graph import is_helper, normalise_error
 from evolver.model import Trajectory
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
@@ -30,6 +31,7 @@ __all__ = [  # grouped: matching and compliance, measuring
     "compliance",
     "pitfall_hits",
     "answers_as_taught",
+    "changes_as_taught",
     "COMPLIANT",
     "MIN_SIMILARITY",
     "NAIVE",
@@ -158,6 +160,13 @@ def answers_as_taught(run: Trajectory, spec: SkillSpec) -> bool:
     return not spec.answer_forms or answer_form(final_answer(run)) in spec.answer_forms
 
 
+def changes_as_taught(run: Trajectory, spec: SkillSpec) -> bool:
+    """Whether the run made the changes of the skill's example its request is like (True when
+    no example is like it)."""
+    example = nearest_example(run.task, spec.examples)
+    return example is None or changes_made(run) == example.changes
+
+
 def follows(run: Trajectory, spec: SkillSpec) -> float:
     """Share of a skill path's tools the run called in that order (its best path)."""
     path = _collapsed(_helpful(c.name for c in run.tool_calls))
@@ -176,10 +185,12 @@ def compliance(run: Trajectory, spec: SkillSpec) -> float:
     """How closely a run kept to a skill, in [0, 1], from the skill and the run's steps only.
 
     Half is following the procedure (or another path the skill names), half is calling only
-    tools the skill knows; each pitfall the run hits halves the whole, and so does a final
-    answer in a form the skill's verification does not name."""
+    tools the skill knows; each pitfall the run hits halves the whole, and so do a final
+    answer in a form the skill's verification does not name and other changes than the
+    skill's example of a like request made."""
     score = 0.5 * follows(run, spec) + 0.5 * on_known_ground(run, spec)
-    misses = len(pitfall_hits(run, spec)) + (not answers_as_taught(run, spec))
+    misses = len(pitfall_hits(run, spec))
+    misses += (not answers_as_taught(run, spec)) + (not changes_as_taught(run, spec))
     return score * PITFALL_FACTOR**misses
 
 

@@ -1,7 +1,8 @@
 """The managed block of a skill: its sections rendered from a cluster's runs.
 
-When to use, preconditions, procedure, verification, pitfalls, guardrails, tool notes
-and evidence, in that order; plus what a rewrite compares (the guidance without figures).
+When to use, preconditions, procedure, uses, examples, verification, pitfalls, guardrails,
+tool notes and evidence, in that order; plus what a rewrite compares (the guidance without
+figures).
 Every piece of trajectory text is redacted and neutralised before it is quoted.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from evolver.cluster import Cluster
 from evolver.conditions import Condition, failure_conditions
+from evolver.examples import worked_examples
 from evolver.graph import (
     error_patterns,
     evidence,
@@ -144,6 +146,24 @@ def _pitfalls(
     return lines or ["- No errors or failure-only tools in these runs."]
 
 
+def _examples(runs: Sequence[Trajectory]) -> list[str]:
+    """Requests the successful runs resolved and the changes they made; none for a cluster
+    whose runs all changed the same things (the procedure says it already)."""
+    found = worked_examples(runs)
+    if len({e.changes for e in found}) < 2:
+        return []
+    lines = [
+        "Requests successful runs resolved, by their telling words, and the changes they made."
+        " A request that shares most words of one should make the same changes:",
+        "",
+    ]
+    for e in found:
+        words = sanitize_inline(" ".join(e.words), 160).replace('"', "")
+        made = ", ".join(code(t) for t in sorted(e.changes)) or "nothing"
+        lines.append(f'- "{words}": changed {made} ({plural(e.runs, "run")})')
+    return lines
+
+
 def _condition_line(c: Condition) -> str:
     """A failure condition as a pitfall: what held at the call, and how many runs say so."""
     return (
@@ -188,6 +208,7 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
     lines += _section("Preconditions", guide.preconditions)
     lines += ["", "## Procedure", "", *_procedure(runs)]
     lines += _section("Uses", guide.uses)
+    lines += _section("Examples", _examples(runs))
     lines += _section("Verification", guide.verification)
     lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
     lines += _section("Guardrails", guide.guardrails)

@@ -9,6 +9,7 @@ from evolver.changes import SkillDoc
 from evolver.cluster import task_tokens
 from evolver.composite import KIND_KEY
 from evolver.conditions import Fact
+from evolver.examples import Example
 from evolver.skilldoc import find_managed_block, parse
 
 __all__ = ["Pitfall", "SkillSpec", "skill_spec"]
@@ -22,6 +23,7 @@ _CONDITION = re.compile(
 )
 _ANSWER = "- Successful runs gave the final answer as "
 _ANSWER_FORM = re.compile(r"`([^`\n]+)` \(\d+ runs?\)")
+_EXAMPLE = re.compile(r'^- "([^"\n]*)": changed (.*) \((\d+) runs?\)$')
 _LIMIT = re.compile(r"^- `([^`\n]+)` was called more than (once|\d+ times) in")
 _KEY_TERMS = re.compile(r"^- Key terms:\s*(.*)$")
 _MAIN_TOOLS = re.compile(r"^- Main tools:\s*(.*)$")
@@ -51,6 +53,7 @@ class SkillSpec:
     paths: tuple[tuple[str, ...], ...]  # the procedure's tools, then other paths that worked
     pitfalls: tuple[Pitfall, ...]
     answer_forms: frozenset[str] = frozenset()  # the forms successful runs answered in
+    examples: tuple[Example, ...] = ()  # requests that succeeded and the changes they made
     functional: bool = False  # shared steps other skills refer to, not a task of its own
 
     @property
@@ -121,6 +124,11 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         if line.startswith(_ANSWER)
         for form in _ANSWER_FORM.findall(line)
     ]
+    examples = tuple(
+        Example(tuple(m.group(1).split()), frozenset(_TICKED.findall(m.group(2))), int(m.group(3)))
+        for line in sections.get("examples", [])
+        if (m := _EXAMPLE.match(line))
+    )
     return SkillSpec(
         name=doc.name,
         terms=task_tokens(re.sub(r",| or ", " ", " ".join(words))),
@@ -129,5 +137,6 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         paths=tuple(dict.fromkeys([tuple(t for t, _ in procedure), *paths])),
         pitfalls=tuple(pitfalls),
         answer_forms=frozenset(answers),
+        examples=examples,
         functional=isinstance(meta, dict) and meta.get(KIND_KEY) == "functional",
     )

@@ -15,7 +15,7 @@ from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
 from evolver.conditions import Condition
 from evolver.diagnose import Diagnosis
-from evolver.graph import evidence, is_helper, path_counts, tool_path
+from evolver.graph import changes_state, evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
@@ -44,7 +44,6 @@ from evolver.skilldoc import (
 )
 
 __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live in graph.py
-    "QUERY_PREFIXES",
     "action_tool",
     "argument_keys",
     "call_limits",
@@ -56,8 +55,6 @@ __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live
     "tool_idf",
 ]
 
-_QUERY_WORDS = "get search list find read check calculate think lookup fetch query view"
-QUERY_PREFIXES = frozenset(_QUERY_WORDS.split())
 CLUSTER_KEY = "skillforge.cluster"
 VERSION_KEY = "skillforge.version"
 EVIDENCE_KEY = "skillforge.evidence"
@@ -81,7 +78,7 @@ def action_tool(
         for tool, n in tool_runs(ok).items()
         if n / len(ok) >= MIN_ACTION_SHARE
         and not is_helper(tool)
-        and not (actions_only and slugify(tool).split("-")[0] in QUERY_PREFIXES)
+        and not (actions_only and not changes_state(tool))
     }
     return min(scores, key=lambda t: (-scores[t], t)) if scores else None
 

@@ -1,0 +1,122 @@
+"""Worked examples: the changes each kind of request needed are taught, read back and checked.
+
+A planted store: cancel requests need `cancel_pending_order`, return requests need
+`return_delivered_order_items`, and status questions must change nothing. Failed runs make the
+wrong change for their request."""
+
+from __future__ import annotations
+
+from evolver.changes import SkillDoc
+from evolver.cluster import Cluster
+from evolver.evaluate import changes_as_taught, compliance
+from evolver.examples import changes_made, nearest_example, worked_examples
+from evolver.graph import changes_state
+from evolver.model import Message, Outcome, ToolCall, Trajectory
+from evolver.skillspec import skill_spec
+from evolver.synthesize import synthesize
+
+REQUESTS = {
+    "cancel": "Please cancel my pending lamp order W{n}, I ordered it by mistake",
+    "return": "Please return the delivered lamp from order W{n}, it arrived broken",
+    "status": "Is order W{n} still pending? Only checking its status, change nothing",
+}
+RIGHT = {"cancel": "cancel_pending_order", "return": "return_delivered_order_items", "status": ""}
+
+
+def store_run(
+    rid: str, kind: str, n: int, change: str, success: bool, extra: str = ""
+) -> Trajectory:
+    task = REQUESTS[kind].format(n=n) + extra
+    steps: list[Message | ToolCall] = [
+        Message(role="user", text=task),
+        ToolCall(name="think", arguments={"thought": "look the order up"}),
+        ToolCall(name="get_order_details", arguments={"order_id": f"W{n}"}, result="{}"),
+    ]
+    if change:
+        steps.append(ToolCall(name=change, arguments={"order_id": f"W{n}"}, result="{}"))
+    steps.append(Message(role="assistant", text="Done."))
+    return Trajectory(id=rid, task=task, steps=steps, outcome=Outcome(success=success))
+
+
+def planted() -> list[Trajectory]:
+    runs = []
+    for kind in REQUESTS:
+        runs += [store_run(f"{kind}{n}", kind, n, RIGHT[kind], True) for n in range(3)]
+    runs.append(store_run("quirk", "cancel", 7, RIGHT["cancel"], True, extra=" zanzibar"))
+    runs += [
+        store_run(f"bad{n}", "return", 10 + n, "cancel_pending_order", False) for n in range(3)
+    ]
+    runs.append(store_run("nosy", "status", 20, "cancel_pending_order", False))
+    return runs
+
+
+def store() -> Cluster:
+    return Cluster(id="c-store", members=tuple(planted()), keywords=("order",), tools=())
+
+
+def test_a_tool_changes_state_unless_it_reads_or_reasons():
+    assert changes_state("cancel_pending_order") and changes_state("POST Observation")
+    assert not changes_state("get_order_details") and not changes_state("search_flights")
+    assert not changes_state("think") and not changes_state("GET Patient")
+    made = changes_made(store_run("x", "cancel", 1, "cancel_pending_order", True))
+    assert made == {"cancel_pending_order"}
+
+
+def test_each_request_that_succeeded_is_an_example_of_the_changes_it_needed():
+    found = worked_examples(planted())
+    by_change = {e.changes: e for e in found}
+    assert set(by_change) == {
+        frozenset({"cancel_pending_order"}),
+        frozenset({"return_delivered_order_items"}),
+        frozenset(),
+    }
+    assert {"return", "delivered", "broken"} <= set(
+        by_change[frozenset({"return_delivered_order_items"})].words
+    )
+    assert all("zanzibar" not in e.words for e in found)  # one request's quirk is not telling
+    assert all(len(e.words) <= 10 for e in found)
+
+
+def test_a_request_like_an_example_is_matched_to_it_and_an_unlike_one_to_none():
+    found = worked_examples(planted())
+    like = nearest_example(REQUESTS["return"].format(n=99), found)
+    assert like is not None and like.changes == {"return_delivered_order_items"}
+    assert nearest_example("Book two seats to Lisbon for next Friday", found) is None
+
+
+def test_examples_are_written_read_back_and_a_wrong_change_lowers_compliance():
+    change = synthesize(store(), "order-requests")
+    assert change is not None
+    assert "## Examples" in change.content
+    assert '": changed nothing (' in change.content  # the status question changed nothing
+    spec = skill_spec(SkillDoc(name=change.skill, text=change.content))
+    assert spec is not None
+    assert {e.changes for e in spec.examples} == {e.changes for e in worked_examples(planted())}
+
+    right = store_run("h1", "return", 50, "return_delivered_order_items", True)
+    wrong = store_run("h2", "return", 51, "cancel_pending_order", False)
+    nosy = store_run("h3", "status", 52, "cancel_pending_order", False)
+    assert changes_as_taught(right, spec)
+    assert not changes_as_taught(wrong, spec) and not changes_as_taught(nosy, spec)
+    assert compliance(wrong, spec) < compliance(right, spec)
+    assert compliance(nosy, spec) < compliance(store_run("h4", "status", 53, "", True), spec)
+
+
+def test_a_cluster_whose_requests_all_need_the_same_changes_gets_no_examples():
+    same = [store_run(f"c{n}", "cancel", n, RIGHT["cancel"], True) for n in range(4)]
+    group = Cluster(id="c-cancel", members=tuple(same), keywords=("cancel",), tools=())
+    change = synthesize(group, "cancel-order")
+    assert change is not None and "## Examples" not in change.content
+    spec = skill_spec(SkillDoc(name=change.skill, text=change.content))
+    assert spec is not None and spec.examples == ()
+
+
+def test_example_words_are_redacted_before_they_are_chosen():
+    email = " and mail olivia.gonzalez@example.com the receipt"
+    runs = [store_run(f"m{n}", "cancel", n, RIGHT["cancel"], True, extra=email) for n in range(2)]
+    runs += [store_run(f"s{n}", "status", n, "", True) for n in range(2)]
+    group = Cluster(id="c-m", members=tuple(runs), keywords=("order",), tools=())
+    change = synthesize(group, "order-mail")
+    assert change is not None and "## Examples" in change.content
+    assert "receipt" in change.content  # the request's own words are there...
+    assert "olivia" not in change.content and "gonzalez" not in change.content  # ...not whose
