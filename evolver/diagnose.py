@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evolver.answers import answer_form, answer_forms, final_answer
 from evolver.conditions import Condition, facts, failure_conditions
+from evolver.examples import Example, changes_made, nearest_example, worked_examples
 from evolver.graph import normalise_error
 from evolver.model import ToolCall, Trajectory
 from evolver.redact import sanitize_inline
@@ -137,19 +138,23 @@ Calls = Sequence[tuple[int, ToolCall]]  # (index into run.steps, the call)
 
 class Lessons(NamedTuple):
     """What the runs of a run's group (its cluster) teach beyond its own task: the failure
-    conditions of their tool calls, and the forms their successes answered in."""
+    conditions of their tool calls, the forms their successes answered in, and the changes
+    each kind of request needed."""
 
     conditions: Sequence[Condition] = ()
     answer_forms: Collection[str] = ()
+    examples: Sequence[Example] = ()
 
 
 NO_LESSONS = Lessons()
 
 
 def lessons(runs: Sequence[Trajectory]) -> Lessons:
-    """The lessons of a group of runs (`evolver.conditions`, `evolver.answers`)."""
+    """The lessons of a group of runs (`evolver.conditions`, `evolver.answers`,
+    `evolver.examples`)."""
     found = answer_forms(runs)
-    return Lessons(failure_conditions(runs), {f for f, _ in found.forms} if found else set())
+    forms = {f for f, _ in found.forms} if found else set()
+    return Lessons(failure_conditions(runs), forms, worked_examples(runs))
 
 
 def diagnose(
@@ -220,14 +225,18 @@ def _diagnose(
 def _from_lessons(
     run: Trajectory, calls: Calls, group: Lessons, contrasted: bool = False
 ) -> _Finding:
-    """The last rules: an answer in a form no success of the group used, then a call made
-    under one of the group's failure conditions; else unknown."""
+    """The last rules: an answer in a form no success of the group used, then other changes
+    than successful runs made for a like request, then a call made under one of the group's
+    failure conditions; else unknown."""
+    said = [i for i, s in enumerate(run.steps) if getattr(s, "role", "") == "assistant"]
     form = answer_form(final_answer(run)) if group.answer_forms else ""
     if group.answer_forms and form not in group.answer_forms:
-        said = [i for i, s in enumerate(run.steps) if getattr(s, "role", "") == "assistant"]
         taught = " or ".join(sorted(group.answer_forms))
         evidence = f"answered in the form {form}; successful runs of its kind answered {taught}"
         return _Finding(Category.ANSWER_FORMAT, said[-1] if said else None, None, evidence)
+    changed = _changes_unlike_example(run, calls, group.examples, said[-1] if said else None)
+    if changed is not None:
+        return changed
     held = facts(run, {c.tool for c in group.conditions})
     hits = [
         (i, call, c)
@@ -250,6 +259,31 @@ def _from_lessons(
     )
     why += ", and no lesson of its kind applies"
     return _Finding(Category.UNKNOWN, None, None, f"no error; {why}")
+
+
+def _changes_unlike_example(
+    run: Trajectory, calls: Calls, examples: Sequence[Example], last_said: int | None
+) -> _Finding | None:
+    """Other changes than the successful runs of a like request made: a change in place of
+    theirs is the wrong tool, one they did not make a policy violation (the first such call
+    either way), and one they made that this run never did a premature stop."""
+    example = nearest_example(run.task, examples) if examples else None
+    made = changes_made(run)
+    if example is None or made == example.changes:
+        return None
+    like = " ".join(example.words)
+    theirs = ", ".join(sorted(example.changes)) or "nothing"
+    extra = [(i, c) for i, c in calls if c.name in made - example.changes and not c.error]
+    if extra:
+        i, c = extra[0]
+        category = Category.WRONG_TOOL if example.changes - made else Category.POLICY_VIOLATION
+        evidence = f"called {c.name}; successful runs of a like request ({like}) changed {theirs}"
+        return _Finding(category, i, c.name, evidence, expected=min(example.changes, default=None))
+    missing = min(example.changes - made)
+    evidence = (
+        f"never called {missing}; successful runs of a like request ({like}) changed {theirs}"
+    )
+    return _Finding(Category.PREMATURE_STOP, last_said, missing, evidence, expected=missing)
 
 
 def diagnose_all(

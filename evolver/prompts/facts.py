@@ -1,7 +1,7 @@
 """The structured evidence a role sees: what the offline stages computed, never raw transcripts.
 
-Paths, argument keys, preconditions, error patterns, failure conditions, answer forms and
-grouped diagnoses of one change's runs, as plain JSON-ready data. Strings are redacted again
+Paths, argument keys, preconditions, error patterns, failure conditions, answer forms, worked
+examples and grouped diagnoses of one change's runs, as plain JSON-ready data. Strings are redacted again
 when fenced (`fence.scrub`).
 """
 
@@ -15,6 +15,7 @@ from evolver.answers import answer_forms
 from evolver.changes import ChangeSet, SkillChange
 from evolver.conditions import failure_conditions
 from evolver.diagnose import Diagnosis
+from evolver.examples import worked_examples
 from evolver.graph import path_counts
 from evolver.graph_patterns import preconditions
 from evolver.model import Trajectory
@@ -73,6 +74,10 @@ def change_facts(
         ],
         "final_answer_forms_of_successful_runs": [
             {"form": f, "runs": n} for f, n in (found.forms if found else ())
+        ],
+        "requests_resolved_and_the_changes_made": [
+            {"request_words": list(e.words), "changed": sorted(e.changes), "runs": e.runs}
+            for e in worked_examples(runs)
         ],
         "diagnosed_failures": diagnosis_groups(diagnoses),
     }

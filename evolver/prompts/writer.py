@@ -126,7 +126,8 @@ def _managed(body: str) -> str:
 
 def render_written(written: WrittenSkill, draft: str) -> str:
     """The SKILL.md: the draft's frontmatter and intro, the written sections, and the draft's
-    Uses and Evidence sections as they were (the figures are never the model's)."""
+    Uses, Examples and Evidence sections as they were (the figures and the requests' words are
+    never the model's)."""
     fm, body = parse(draft)
     old_block = _managed(body)
     lines: list[str] = []
@@ -142,8 +143,10 @@ def render_written(written: WrittenSkill, draft: str) -> str:
             lines += [f"## {title}", ""]
             lines += [f"{i}. {t}" if numbered else f"- {t}" for i, t in enumerate(items, 1)]
             lines.append("")
-        if title == "Procedure" and block_section(old_block, "Uses"):
-            lines += [block_section(old_block, "Uses").rstrip("\n"), ""]
+        if title == "Procedure":
+            for kept in ("Uses", "Examples"):
+                if block_section(old_block, kept):
+                    lines += [block_section(old_block, kept).rstrip("\n"), ""]
     lines.append(block_section(old_block, "Evidence").rstrip("\n"))
     span = find_managed_block(body)
     intro = (body[: span[0]] if span else body).rstrip("\n") + "\n"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from evolver.changes import SkillDoc
 from evolver.cluster import Cluster
+from evolver.diagnose import Category, diagnose_all
 from evolver.evaluate import changes_as_taught, compliance
 from evolver.examples import changes_made, nearest_example, worked_examples
 from evolver.graph import changes_state
 from evolver.model import Message, Outcome, ToolCall, Trajectory
+from evolver.prompts import writer
 from evolver.skillspec import skill_spec
 from evolver.synthesize import synthesize
 
@@ -120,3 +122,40 @@ def test_example_words_are_redacted_before_they_are_chosen():
     assert change is not None and "## Examples" in change.content
     assert "receipt" in change.content  # the request's own words are there...
     assert "olivia" not in change.content and "gonzalez" not in change.content  # ...not whose
+
+
+def test_a_failed_run_that_made_other_changes_than_a_like_request_is_diagnosed_by_them():
+    stopped = store_run("stopped", "return", 30, "", False)  # looked the order up, then stopped
+    runs = [*planted(), stopped]
+    found = {d.trajectory_id: d for d in diagnose_all(runs)}
+    swapped = found["bad0"]
+    assert swapped.category is Category.WRONG_TOOL
+    assert (swapped.tool, swapped.expected) == (
+        "cancel_pending_order",
+        "return_delivered_order_items",
+    )
+    assert swapped.step == 3 and "like request" in swapped.evidence
+    assert found["nosy"].category is Category.POLICY_VIOLATION  # changed what it should not
+    assert "changed nothing" in found["nosy"].evidence
+    assert found["stopped"].category is Category.PREMATURE_STOP
+    assert found["stopped"].expected == "return_delivered_order_items"
+
+
+def test_a_skill_the_llm_writes_keeps_the_examples_as_the_evidence_gave_them():
+    change = synthesize(store(), "order-requests")
+    assert change is not None
+    written = writer.WrittenSkill(
+        title="Order requests",
+        description="Handles requests about an order. Use when a customer asks about an order.",
+        when_to_use=["A customer asks about an order."],
+        preconditions=[],
+        procedure=["Call `get_order_details` with `order_id`."],
+        verification=[],
+        pitfalls=[],
+        guardrails=[],
+    )
+    text = writer.render_written(written, change.content)
+    spec = skill_spec(SkillDoc(name=change.skill, text=text))
+    draft = skill_spec(SkillDoc(name=change.skill, text=change.content))
+    assert spec is not None and draft is not None
+    assert spec.examples == draft.examples and len(spec.examples) == 3
