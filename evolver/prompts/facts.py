@@ -1,8 +1,8 @@
 """The structured evidence a role sees: what the offline stages computed, never raw transcripts.
 
 Paths, argument keys, preconditions, error patterns, failure conditions, answer forms, worked
-examples and grouped diagnoses of one change's runs, as plain JSON-ready data. Strings are redacted again
-when fenced (`fence.scrub`).
+examples and grouped diagnoses of one change's runs, as plain JSON-ready data. Strings are
+redacted again when fenced (`fence.scrub`).
 """
 
 from __future__ import annotations
