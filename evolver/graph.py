@@ -24,7 +24,6 @@ from evolver.skilldoc import slugify
 __all__ = [
     "END",
     "HELPER_TOOLS",
-    "QUERY_PREFIXES",
     "START",
     "best_path",
     "error_patterns",
@@ -48,7 +47,7 @@ HELPER_TOOLS = frozenset({"skill", "think", "calculate", "calculator", "reason",
 # A tool whose name starts with one of these reads state; any other (that is no helper) may
 # change it: cancel_order, update_reservation_flights, POST Observation.
 _QUERY_WORDS = "get search list find read check calculate think lookup fetch query view"
-QUERY_PREFIXES = frozenset(_QUERY_WORDS.split())
+_QUERY_PREFIXES = frozenset(_QUERY_WORDS.split())
 
 
 @lru_cache(maxsize=4096)  # asked for every call of every run, of a few dozen tool names
@@ -60,7 +59,7 @@ def is_helper(tool: str) -> bool:
 @lru_cache(maxsize=4096)
 def changes_state(tool: str) -> bool:
     """True for a tool that may change state: neither a reasoning aid nor named as a query."""
-    return not is_helper(tool) and slugify(tool).split("-")[0] not in QUERY_PREFIXES
+    return not is_helper(tool) and slugify(tool).split("-")[0] not in _QUERY_PREFIXES
 
 
 def tool_path(run: Trajectory) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from evolver.answers import answer_forms
 from evolver.conditions import Condition
 from evolver.diagnose import Category, Diagnosis
+from evolver.examples import Example
 from evolver.graph import is_helper
 from evolver.graph_patterns import preconditions
 from evolver.model import ToolCall, Trajectory
@@ -55,6 +56,7 @@ class Guidance:
     guardrails: tuple[str, ...] = ()
     uses: tuple[str, ...] = ()  # functional skills that cover steps of the procedure
     conditions: tuple[Condition, ...] | None = None  # worked out already (None: from the runs)
+    examples: tuple[Example, ...] | None = None  # likewise
     categories: dict[str, int] = field(default_factory=dict)
 
     def sections(self) -> list[str]:

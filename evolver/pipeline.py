@@ -180,9 +180,8 @@ def evolve(
             continue
         found = target[c.id]
         name = names[c.id]
-        conditions = taught[name].conditions
         if found is None:
-            change = synthesize(c, name, conditions=conditions, **options)
+            change = synthesize(c, name, lessons=taught[name], **options)
         else:
             why = found[1]
             entry = index[name]
@@ -191,7 +190,7 @@ def evolve(
                 continue
             try:
                 change = synthesize(
-                    c, name, entry.doc, mapped_by=why, conditions=conditions, **options
+                    c, name, entry.doc, mapped_by=why, lessons=taught[name], **options
                 )
             except ValueError:  # malformed skillforge markers: leave it to a person
                 reports.append(_status_report(c, "conflict", name))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from evolver.cluster import Cluster
 from evolver.conditions import Condition, failure_conditions
-from evolver.examples import worked_examples
+from evolver.examples import Example, worked_examples
 from evolver.graph import (
     error_patterns,
     evidence,
@@ -146,10 +146,9 @@ def _pitfalls(
     return lines or ["- No errors or failure-only tools in these runs."]
 
 
-def _examples(runs: Sequence[Trajectory]) -> list[str]:
+def _examples(found: Sequence[Example]) -> list[str]:
     """Requests the successful runs resolved and the changes they made; none for a cluster
     whose runs all changed the same things (the procedure says it already)."""
-    found = worked_examples(runs)
     if len({e.changes for e in found}) < 2:
         return []
     lines = [
@@ -208,7 +207,8 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
     lines += _section("Preconditions", guide.preconditions)
     lines += ["", "## Procedure", "", *_procedure(runs)]
     lines += _section("Uses", guide.uses)
-    lines += _section("Examples", _examples(runs))
+    examples = worked_examples(runs) if guide.examples is None else guide.examples
+    lines += _section("Examples", _examples(examples))
     lines += _section("Verification", guide.verification)
     lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
     lines += _section("Guardrails", guide.guardrails)

@@ -13,8 +13,7 @@ from typing import Any
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
 from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
-from evolver.conditions import Condition
-from evolver.diagnose import Diagnosis
+from evolver.diagnose import Diagnosis, Lessons
 from evolver.graph import changes_state, evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
 from evolver.model import Trajectory
@@ -200,7 +199,7 @@ def synthesize(
     diagnoses: Sequence[Diagnosis] = (),
     rewrite_after: int = 3,
     functional: Sequence[FunctionalSkill] = (),
-    conditions: Sequence[Condition] | None = None,
+    lessons: Lessons | None = None,
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
@@ -214,7 +213,8 @@ def synthesize(
     guide = replace(
         guidance(runs, diagnoses),
         uses=tuple(uses_line(functional, path)),
-        conditions=None if conditions is None else tuple(conditions),
+        conditions=None if lessons is None else tuple(lessons.conditions),
+        examples=None if lessons is None else tuple(lessons.examples),
     )
     ev = evidence(runs).model_copy(update={"categories": guide.categories})
     block = render_block(cluster, max_listed_ids, guide)
