@@ -3,7 +3,9 @@
 Every git call runs through `LibraryRepo._git`: a fresh GitPython `git.Git` CLI wrapper (no
 long-lived `Repo`, so no leaked `cat-file` processes), deliberate `GIT_DIR`/`GIT_WORK_TREE`/
 `GIT_INDEX_FILE`, and GitPython errors turned into skillforge ones. Proposals are built with
-plumbing on a temporary index; callers serialise writers with `lock()`.
+plumbing on a temporary index; callers serialise writers with `lock()`. The git processes
+started under `lock()` inherit it, so a daemon killed mid-push leaves the library locked
+until its orphaned git children have finished writing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ _LEAK_DEFAULTS = {
     "GIT_PREFIX": "",
     "GIT_NAMESPACE": "",
 }
+# The lock file descriptor each library (by git dir) holds in this process, for `_git` to
+# hand to its children.
+_HELD: dict[Path, int] = {}
 
 
 @dataclass(frozen=True)
@@ -128,13 +133,17 @@ class LibraryRepo:
                 if stdin is not None:
                     istream.write(stdin)
                     istream.seek(0)
-                command = getattr(git.Git(cwd), args[0].replace("-", "_"))
-                return command(
-                    *args[1:],
+                runner = git.Git(cwd)
+                # A flock belongs to the open file, so a child holding the descriptor keeps
+                # the library locked if this process dies first (SIGKILL, OOM killer).
+                held = _HELD.get(self.git_dir)
+                return runner.execute(
+                    [runner.GIT_PYTHON_GIT_EXECUTABLE, *args],
                     env=env,
                     istream=istream if stdin is not None else None,
                     strip_newline_in_stdout=False,
                     stdout_as_string=not binary,
+                    pass_fds=(held,) if held is not None else (),
                 )
         except git.GitCommandNotFound as exc:
             raise LibraryRepoError(
@@ -247,7 +256,10 @@ class LibraryRepo:
     @contextlib.contextmanager
     def lock(self, timeout: float = 30.0) -> Iterator[None]:
         """Hold an exclusive inter-process lock on the library, so the daemon and the CLI
-        never run git on it at once; not re-entrant. Raises LibraryLockedError after timeout."""
+        never run git on it at once; not re-entrant. Raises LibraryLockedError after timeout.
+
+        The git processes run meanwhile share the lock: if this process is killed, the lock
+        stays held until the last of them exits, so a restarted daemon never races them."""
         if not self.git_dir.is_dir():
             raise LibraryRepoError(f"{self.workdir} is not a library working copy; run setup.")
         deadline = time.monotonic() + timeout
@@ -263,9 +275,11 @@ class LibraryRepo:
                             "wait for it to finish (is the daemon merging?) and retry."
                         ) from exc
                     time.sleep(0.05)
+            _HELD[self.git_dir] = handle.fileno()
             try:
                 yield
             finally:
+                del _HELD[self.git_dir]
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- reading --------------------------------------------------------------------

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -420,6 +422,38 @@ def test_lock_excludes_another_process_and_thread(lib: LibraryRepo) -> None:
         assert len(errors) == 1 and isinstance(errors[0], LibraryLockedError)
     with lib.lock(timeout=0.2):
         pass
+
+
+def test_git_children_of_a_killed_holder_keep_the_lock(lib: LibraryRepo, tmp_path: Path) -> None:
+    """SIGKILL a process mid-fetch: its orphaned git keeps the library locked until done, so
+    a restarted daemon never writes the repository while a dead one's git still does."""
+    started, release = tmp_path / "started", tmp_path / "release"
+    slow_remote = (
+        f"touch {shlex.quote(str(started))} && "
+        f"until [ -e {shlex.quote(str(release))} ]; do sleep 0.05; done && git upload-pack"
+    )
+    run_git(lib.workdir, "config", "remote.origin.uploadpack", slow_remote)
+    script = (
+        "from pathlib import Path\nfrom skillforge.library import LibraryRepo\n"
+        f"repo = LibraryRepo(Path({str(lib.workdir)!r}), 'unused')\n"
+        "with repo.lock():\n    repo.fetch()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists() and holder.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert started.exists(), "the fetch never reached the remote"
+        holder.kill()
+        holder.wait(timeout=10)
+        with pytest.raises(LibraryLockedError), lib.lock(timeout=0.3):
+            pass  # the holder is dead, but its `git fetch` is not
+    finally:
+        release.touch()
+    with lib.lock(timeout=60):
+        assert run_git(lib.workdir, "status", "--porcelain") == ""
 
 
 def test_skills_are_read_from_git_objects(lib: LibraryRepo) -> None:

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from skillforge.library import LibraryRepo
 from tests.daemon_harness import DaemonProcess, wait_for
 from tests.reliability.runs import WORDS, family, lines
 
@@ -27,7 +28,9 @@ LANDED = 20  # kills that must land inside a cycle's commit/push/record, or mid-
 
 
 def git(*args: str) -> str:
-    return subprocess.run(["git", *args], check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(["git", *args], capture_output=True, text=True)
+    assert done.returncode == 0, f"git {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout
 
 
 def heads(repo) -> dict[str, str]:
@@ -92,6 +95,10 @@ def test_sigkill_during_intake_and_cycles_loses_nothing_and_keeps_main_whole(tmp
                 time.sleep(rng.uniform(0.0, 0.2))
             in_window = True
         daemon.kill()
+        # git processes the daemon started outlive it and hold the library lock until they
+        # finish (a push may still be landing): wait for them, as a restarted daemon does.
+        with LibraryRepo(workdir, remote).lock(timeout=60):
+            pass
         if where == "random":  # landed in the window unless the cycle got to its end
             in_window = daemon.output().count("proposed ") == done
         landed[where] = landed.get(where, 0) + in_window
