@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from skillforge.library import LibraryRepo
 from tests.daemon_harness import DaemonProcess, wait_for
 from tests.reliability.runs import family, lines
 
@@ -82,10 +83,14 @@ def fault_then_recovery(
     [branch] = open_proposals(daemon)
     heads = remote_heads(remote)
     assert heads["main"] == main and set(heads) == {"main", branch}
-    for git_dir in (remote, daemon.home / "library" / ".git"):
-        subprocess.run(
-            ["git", "--git-dir", str(git_dir), "fsck", "--full"], check=True, capture_output=True
-        )
+    # The daemon cycles every 3 s; checking under its lock keeps a fetch or push out of fsck.
+    with LibraryRepo(daemon.home / "library", remote).lock(timeout=60):
+        for git_dir in (remote, daemon.home / "library" / ".git"):
+            subprocess.run(
+                ["git", "--git-dir", str(git_dir), "fsck", "--full"],
+                check=True,
+                capture_output=True,
+            )
     ids = daemon.stored_ids()
     assert len(ids) == len(runs) and set(ids) == {r["id"] for r in runs}
 
