@@ -271,8 +271,10 @@ class LibraryRepo:
                 except BlockingIOError as exc:
                     if time.monotonic() >= deadline:
                         raise LibraryLockedError(
-                            f"Another process has held the library lock for {timeout:g} s; "
-                            "wait for it to finish (is the daemon merging?) and retry."
+                            f"Another process has held the library lock for {timeout:g} s: "
+                            "the daemon in a cycle, or git left running by one that was "
+                            f"killed (`fuser -v {self.git_dir / 'skillforge.lock'}` names "
+                            "it). Wait for it to finish and retry."
                         ) from exc
                     time.sleep(0.05)
             _HELD[self.git_dir] = handle.fileno()
