@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/eval_split.py                 # tau-bench airline, 0-1 -> 2-3
     .venv/bin/python bench/eval_split.py --out /tmp/split --train 0 1 --test 2 3
+    .venv/bin/python bench/eval_split.py --every-half    # all six 2-vs-2 trial splits
     .venv/bin/python bench/eval_split.py --corpus tau2   # each agent held out in turn
     .venv/bin/python bench/eval_split.py --corpus tau2 --train-model gpt-4.1 --test-model ft-gpt-4.1
     .venv/bin/python bench/eval_split.py --corpus medagentbench   # leave one model out, x4
 
 A split is one or more folds. `--split trial` (tau-bench airline's default) is one fold: the
-`--train` trials against the `--test` trials. `--split model` (the default for tau2 and
-MedAgentBench) holds each model out in turn and evolves on the others (with two models, both
-directions), or runs the one fold `--train-model`/`--test-model` name; a model is named in
-full or by the start of its name (`ft-gpt-4.1` for `ft:gpt-4.1-...`).
+`--train` trials against the `--test` trials, or with `--every-half` one fold for each way to
+train on half the trials and hold out the rest (six for airline's four). `--split model` (the
+default for tau2 and MedAgentBench) holds each model out in turn and evolves on the others
+(with two models, both directions), or runs the one fold `--train-model`/`--test-model` name;
+a model is named in full or by the start of its name (`ft-gpt-4.1` for `ft:gpt-4.1-...`).
 
 For each fold it evolves a library from the training runs only (the SKILL.md of every change,
 written to OUT/library), writes the held-out runs to OUT/heldout.jsonl, chooses the compliance
@@ -20,12 +22,15 @@ trial or model, and score that one; with a single group, its tasks are split int
 OUT/heldout.jsonl --threshold T` and prints it. Last, the library's convergence: a second cycle
 over the fold's runs against that library. With several folds each goes to OUT/<test side>/,
 and a summary gives every fold and all held-out runs pooled (each scored by its own fold's
-library and threshold), with paired bootstrap intervals on the AUROC margins.
+library and threshold), with paired bootstrap intervals on the AUROC margins. When the folds
+hold out the same runs more than once (`--every-half`), the pool would count them again: the
+summary gives the mean over folds instead, and in how many folds compliance was ahead.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -209,6 +214,19 @@ def resolve_models(names: Sequence[str], models: Sequence[str]) -> list[str]:
     return out
 
 
+def every_half(items: Sequence[Item]) -> list[Fold]:
+    """A trial fold for each way to train on half of the corpus's trials and hold out the
+    rest, the first trials in training first (0 1 -> 2 3 leads for four trials)."""
+    trials = sorted({i.trial for i in items})
+    if len(trials) < 2:
+        raise SystemExit(f"--every-half needs two trials or more; the corpus has {trials}")
+    halves = itertools.combinations(trials, len(trials) // 2)
+    return [
+        folds_of(items, "trial", train, [t for t in trials if t not in train])[0]
+        for train in map(list, halves)
+    ]
+
+
 def folds_of(
     items: Sequence[Item],
     split: str,
@@ -336,11 +354,39 @@ def path_blind(outcomes: Sequence[Outcome], items: Sequence[Item]) -> tuple[int,
         if i.run.succeeded:
             solved.setdefault(i.task, set()).add(tuple(c.name for c in i.run.tool_calls))
     anywhere = set().union(*solved.values())
-    failed = [i for o in outcomes for i in o.fold.test if i.run.succeeded is False]
+    held = {i.run.id: i for o in outcomes for i in o.fold.test}  # each run once
+    failed = [i for i in held.values() if i.run.succeeded is False]
     paths = [(i.task, tuple(c.name for c in i.run.tool_calls)) for i in failed]
     same_task = sum(1 for task, path in paths if path in solved.get(task, ()))
     same_any = sum(1 for _, path in paths if path in anywhere)
     return len(failed), same_task, same_any
+
+
+def mean_line(outcomes: Sequence[Outcome]) -> str:
+    """The folds' mean AUROCs and margins, and in how many folds compliance was ahead of each
+    naive predictor (for folds that hold out the same runs more than once)."""
+    ours: list[float | None] = []
+    naive: dict[str, list[float | None]] = {name: [] for name in NAIVE}
+    for o in outcomes:
+        labels = [y for _, _, y in o.rows]
+        ours.append(auroc([c for c, _, _ in o.rows], labels))
+        for name, predictor in NAIVE.items():
+            naive[name].append(auroc([predictor(r) for _, r, _ in o.rows], labels))
+    kept = [n for n, a in enumerate(ours) if a is not None]
+    if not kept:
+        return f"mean of {len(outcomes)} folds: no fold has both successes and failures"
+    mean = sum(ours[n] or 0.0 for n in kept) / len(kept)
+    parts = [f"mean of {len(kept)} folds: compliance AUROC {mean:.2f}"]
+    for name, aucs in naive.items():
+        pairs = [(ours[n] or 0.0, aucs[n] or 0.0) for n in kept if aucs[n] is not None]
+        if pairs:
+            margin = sum(a - b for a, b in pairs) / len(pairs)
+            ahead = sum(1 for a, b in pairs if a > b)
+            parts.append(
+                f"{name} {sum(b for _, b in pairs) / len(pairs):.2f}"
+                f" (margin {margin:+.2f}, ahead in {ahead} of {len(pairs)})"
+            )
+    return "; ".join(parts)
 
 
 def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
@@ -358,11 +404,14 @@ def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
         print(summary_line(name, width, o.runs, o.rows, [o.threshold] * len(o.rows)))
         pooled += o.rows
         cuts += [o.threshold] * len(o.rows)
-    print(summary_line("pooled", width, sum(o.runs for o in outcomes), pooled, cuts))
-    print(
-        "pooled: every held-out run once, scored by its own fold's library and threshold "
-        f"(thresholds {', '.join(f'{o.threshold:.3f}' for o in outcomes)})"
-    )
+    if len({r.id for _, r, _ in pooled}) == len(pooled):
+        print(summary_line("pooled", width, sum(o.runs for o in outcomes), pooled, cuts))
+        print(
+            "pooled: every held-out run once, scored by its own fold's library and threshold "
+            f"(thresholds {', '.join(f'{o.threshold:.3f}' for o in outcomes)})"
+        )
+    else:
+        print(mean_line(outcomes))
     failed, same_task, same_any = path_blind(outcomes, items)
     print(
         f"{same_task} of {failed} failed held-out runs called the same tools in the same order "
@@ -381,6 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["trial", "model"], help="default: by corpus")
     parser.add_argument("--train", type=int, nargs="+", metavar="TRIAL", help="default 0 1")
     parser.add_argument("--test", type=int, nargs="+", metavar="TRIAL", help="default 2 3")
+    parser.add_argument(
+        "--every-half",
+        action="store_true",
+        help="trial split: every way to train on half the trials and hold out the rest",
+    )
     parser.add_argument("--train-model", nargs="+", metavar="MODEL")
     parser.add_argument("--test-model", nargs="+", metavar="MODEL")
     parser.add_argument(
@@ -400,8 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             "--train/--test name trials; with --split model use --train-model/--test-model"
         )
+    if args.every_half and (split != "trial" or args.train or args.test):
+        parser.error("--every-half is a trial split, and it chooses --train/--test itself")
     items = load_corpus(path)
-    if split == "trial":
+    if args.every_half:
+        folds = every_half(items)
+    elif split == "trial":
         folds = folds_of(items, split, args.train, args.test)
     else:
         folds = folds_of(items, split, args.train_model, args.test_model)

@@ -46,6 +46,33 @@ def test_the_trial_split_keeps_the_airline_trials_apart(bench) -> None:
         bench.folds_of(items, "trial", [0, 1], [1, 2])
 
 
+def test_every_half_trains_on_each_half_of_the_trials_once(bench) -> None:
+    items = corpus(bench, AIRLINE)
+    folds = bench.every_half(items)
+    assert [f.train_names for f in folds] == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+    for fold in folds:
+        assert sorted(fold.train_names + fold.test_names) == [0, 1, 2, 3]
+        assert {i.trial for i in fold.test} == set(fold.test_names)
+        assert not ids(fold.train) & ids(fold.test) and len(fold.test) == 100
+    held = [r for f in folds for r in ids(f.test)]
+    assert all(held.count(r) == 3 for r in ids(items))  # so the summary gives means, no pool
+    with pytest.raises(SystemExit):
+        bench.main(["--every-half", "--train", "0", "1"])
+
+
+def test_the_mean_over_folds_counts_where_compliance_was_ahead(bench) -> None:
+    """One fold where compliance ranks every run right, one where it ranks every run wrong:
+    the mean AUROC is 0.5, and compliance is ahead of each naive predictor in one fold."""
+    [fold] = bench.folds_of(corpus(bench, AIRLINE), "trial", [0], [1])
+    items = [i for i in fold.test if i.run.succeeded is not None]
+    right = [(float(i.run.succeeded), i.run, i.run.succeeded) for i in items]
+    wrong = [(1.0 - c, r, y) for c, r, y in right]
+    outcomes = [bench.Outcome(fold, 1, 0.5, len(rows), rows) for rows in (right, wrong)]
+    line = bench.mean_line(outcomes)
+    assert line.startswith("mean of 2 folds: compliance AUROC 0.50;")
+    assert line.count("ahead in 1 of 2") == 2
+
+
 def test_the_model_split_holds_each_model_out_in_turn(bench) -> None:
     items = corpus(bench, MAB)
     folds = bench.folds_of(items, "model")
