@@ -15,6 +15,7 @@ import fcntl
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -52,9 +53,9 @@ _LEAK_DEFAULTS = {
     "GIT_PREFIX": "",
     "GIT_NAMESPACE": "",
 }
-# The lock file descriptor each library (by git dir) holds in this process, for `_git` to
-# hand to its children.
-_HELD: dict[Path, int] = {}
+# The lock file descriptor each library (by git dir) holds, by the thread that holds it, for
+# `_git` to hand to that thread's git (another thread's may outlive the descriptor).
+_HELD: dict[tuple[Path, int], int] = {}
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class LibraryRepo:
                 runner = git.Git(cwd)
                 # A flock belongs to the open file, so a child holding the descriptor keeps
                 # the library locked if this process dies first (SIGKILL, OOM killer).
-                held = _HELD.get(self.git_dir)
+                held = _HELD.get((self.git_dir, threading.get_ident()))
                 return runner.execute(
                     [runner.GIT_PYTHON_GIT_EXECUTABLE, *args],
                     env=env,
@@ -277,11 +278,12 @@ class LibraryRepo:
                             "it). Wait for it to finish and retry."
                         ) from exc
                     time.sleep(0.05)
-            _HELD[self.git_dir] = handle.fileno()
+            holder = (self.git_dir, threading.get_ident())
+            _HELD[holder] = handle.fileno()
             try:
                 yield
             finally:
-                del _HELD[self.git_dir]
+                del _HELD[holder]
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- reading --------------------------------------------------------------------
