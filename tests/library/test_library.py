@@ -456,6 +456,37 @@ def test_git_children_of_a_killed_holder_keep_the_lock(lib: LibraryRepo, tmp_pat
         assert run_git(lib.workdir, "status", "--porcelain") == ""
 
 
+def test_only_the_holding_threads_git_inherits_the_lock(lib: LibraryRepo, tmp_path: Path) -> None:
+    """The git a lock holder starts gets the lock's descriptor; a git another thread starts
+    meanwhile does not (the holder may close it while that git runs)."""
+    listing = tmp_path / "fds"
+    spy = f"ls -l /proc/$$/fd > {shlex.quote(str(listing))} && git upload-pack"
+    run_git(lib.workdir, "config", "remote.origin.uploadpack", spy)
+
+    def lock_seen() -> bool:
+        return "skillforge.lock" in listing.read_text()
+
+    with lib.lock():
+        lib.fetch()
+        assert lock_seen()
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lib.lock():
+            held.set()
+            done.wait(timeout=30)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(timeout=30)
+        lib.fetch()
+        assert not lock_seen()
+    finally:
+        done.set()
+        thread.join(timeout=30)
+
+
 def test_skills_are_read_from_git_objects(lib: LibraryRepo) -> None:
     (lib.workdir / "zeta").mkdir()
     (lib.workdir / "zeta" / "SKILL.md").write_text("only in the working tree\n")
