@@ -35,6 +35,7 @@ import json
 import random
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -365,27 +366,26 @@ def path_blind(outcomes: Sequence[Outcome], items: Sequence[Item]) -> tuple[int,
 def mean_line(outcomes: Sequence[Outcome]) -> str:
     """The folds' mean AUROCs and margins, and in how many folds compliance was ahead of each
     naive predictor (for folds that hold out the same runs more than once)."""
-    ours: list[float | None] = []
-    naive: dict[str, list[float | None]] = {name: [] for name in NAIVE}
+    ours: list[float] = []
+    naive: dict[str, list[float]] = {name: [] for name in NAIVE}
     for o in outcomes:
         labels = [y for _, _, y in o.rows]
-        ours.append(auroc([c for c, _, _ in o.rows], labels))
+        score = auroc([c for c, _, _ in o.rows], labels)
+        if score is None:  # one class only: no AUROC for any predictor
+            continue
+        ours.append(score)
         for name, predictor in NAIVE.items():
-            naive[name].append(auroc([predictor(r) for _, r, _ in o.rows], labels))
-    kept = [n for n, a in enumerate(ours) if a is not None]
-    if not kept:
+            naive[name].append(auroc([predictor(r) for _, r, _ in o.rows], labels) or 0.0)
+    if not ours:
         return f"mean of {len(outcomes)} folds: no fold has both successes and failures"
-    mean = sum(ours[n] or 0.0 for n in kept) / len(kept)
-    parts = [f"mean of {len(kept)} folds: compliance AUROC {mean:.2f}"]
+    parts = [f"mean of {len(ours)} folds: compliance AUROC {statistics.fmean(ours):.2f}"]
     for name, aucs in naive.items():
-        pairs = [(ours[n] or 0.0, aucs[n] or 0.0) for n in kept if aucs[n] is not None]
-        if pairs:
-            margin = sum(a - b for a, b in pairs) / len(pairs)
-            ahead = sum(1 for a, b in pairs if a > b)
-            parts.append(
-                f"{name} {sum(b for _, b in pairs) / len(pairs):.2f}"
-                f" (margin {margin:+.2f}, ahead in {ahead} of {len(pairs)})"
-            )
+        margin = statistics.fmean(a - b for a, b in zip(ours, aucs, strict=True))
+        ahead = sum(1 for a, b in zip(ours, aucs, strict=True) if a > b)
+        parts.append(
+            f"{name} {statistics.fmean(aucs):.2f} (margin {margin:+.2f}, "
+            f"ahead in {ahead} of {len(ours)})"
+        )
     return "; ".join(parts)
 
 
