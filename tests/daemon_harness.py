@@ -70,12 +70,17 @@ class DaemonProcess:
 
 
 def wait_for(
-    condition: Callable[[], object], *, timeout: float, what: str, log: Callable[[], str] = str
+    condition: Callable[[], object],
+    *,
+    timeout: float,
+    what: str,
+    log: Callable[[], str] = str,
+    interval: float = 0.1,
 ) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{log()}")

@@ -63,12 +63,15 @@ def test_sigkill_during_intake_and_cycles_loses_nothing_and_keeps_main_whole(tmp
     expected: set[str] = set()
     main_sha: str | None = None
     landed: dict[str, int] = {}
+    # A random kill comes within `window` s of the commit starting; a fast machine can finish
+    # commit, push and record sooner, so each kill that came too late halves the window.
+    window = 0.05
     for round_no, where in enumerate(PLAN):
         records = family(WORDS[round_no % len(WORDS)], start=round_no * 10)
         if round_no == len(PLAN) - 1:
             records = []  # the last round's cycle is a redo of the one before
         if where == "intake":
-            records += bulk(round_no, 600)
+            records += bulk(round_no, 2000)
         for n, chunk in enumerate((records[0::3], records[1::3], records[2::3])):
             with (daemon.inbox / f"agent-{n}.jsonl").open("a") as handle:
                 handle.write(lines(chunk))
@@ -76,9 +79,15 @@ def test_sigkill_during_intake_and_cycles_loses_nothing_and_keeps_main_whole(tmp
         point = {"random": "commit:0", "intake": ""}.get(where, where)
         monkeypatch.setenv("SKILLFORGE_TEST_PAUSE", point)
         before = len(daemon.stored_ids())
+        done = daemon.output().count("proposed ")
         daemon.start()
         if where == "intake":
-            wait_for(lambda b=before: len(daemon.stored_ids()) > b, timeout=60, what="intake")
+            wait_for(
+                lambda b=before: len(daemon.stored_ids()) > b,
+                timeout=60,
+                what="intake",
+                interval=0.005,
+            )
             time.sleep(rng.uniform(0.0, 0.1))
             in_window = len(daemon.stored_ids()) < len(expected)
         else:
@@ -89,10 +98,10 @@ def test_sigkill_during_intake_and_cycles_loses_nothing_and_keeps_main_whole(tmp
                 timeout=60,
                 what=marker,
                 log=daemon.output,
+                interval=0.005,  # the kill's moment counts from here
             )
-            done = daemon.output().count("proposed ")
             if where == "random":
-                time.sleep(rng.uniform(0.0, 0.2))
+                time.sleep(rng.uniform(0.0, window))
             in_window = True
         daemon.kill()
         # git processes the daemon started outlive it and hold the library lock until they
@@ -101,6 +110,7 @@ def test_sigkill_during_intake_and_cycles_loses_nothing_and_keeps_main_whole(tmp
             pass
         if where == "random":  # landed in the window unless the cycle got to its end
             in_window = daemon.output().count("proposed ") == done
+            window /= 1 if in_window else 2
         landed[where] = landed.get(where, 0) + in_window
         # Whatever the moment of the kill: main is the seed, and the repositories are whole.
         main_sha = main_sha or heads(remote)["main"]
