@@ -107,7 +107,7 @@ def load_corpus(path: Path) -> list[Item]:
 def library_from(runs: Sequence[Trajectory]) -> list[SkillDoc]:
     """The skills one cycle writes from `runs`, starting from an empty library."""
     changes = evolve(list(runs), []).changes
-    return [SkillDoc(name=c.skill, text=c.content) for c in changes if c.content]
+    return [SkillDoc(name=c.skill, text=c.content, files=c.files) for c in changes if c.content]
 
 
 def inner_groups(train: Sequence[Item], key: Callable[[Item], Any], folds: int) -> list[set[int]]:
@@ -286,6 +286,8 @@ def run_fold(fold: Fold, out: Path, inner_folds: int = INNER_FOLDS) -> tuple[int
     for doc in library:
         (out / "library" / doc.name).mkdir(parents=True, exist_ok=True)
         (out / "library" / doc.name / "SKILL.md").write_text(doc.text, encoding="utf-8")
+        for file, text in doc.files.items():
+            (out / "library" / doc.name / file).write_text(text, encoding="utf-8")
     out.mkdir(parents=True, exist_ok=True)
     heldout = out / "heldout.jsonl"
     heldout.write_text("".join(json.dumps(i.record) + "\n" for i in fold.test), encoding="utf-8")

@@ -18,10 +18,12 @@ class _Model(BaseModel):
 
 
 class SkillDoc(_Model):
-    """One skill of the library: its folder name and the full text of its SKILL.md."""
+    """One skill of the library: its folder name, the full text of its SKILL.md, and the other
+    files skillforge keeps beside it (`checks.json`), by file name."""
 
     name: str
     text: str
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 class ErrorPattern(_Model):
@@ -54,6 +56,10 @@ class SkillChange(_Model):
     skill: str = Field(description="Folder name, equal to the frontmatter name.")
     action: Literal["create", "update", "retire"]
     content: str = Field(description="The whole new SKILL.md (empty when retiring).")
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        description="Other files of the skill folder to write, by file name (checks.json).",
+    )
     summary: str = Field(description="One line: what changed and why (the commit subject).")
     reason: str = Field(description="A paragraph for the reviewer: the evidence in words.")
     evidence: Evidence

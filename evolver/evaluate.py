@@ -18,6 +18,7 @@ from typing import Any
 
 from evolver.answers import answer_form, final_answer
 from evolver.changes import ChangeSet, SkillDoc
+from evolver.checks import score as check_score
 from evolver.cluster import task_tokens
 from evolver.conditions import facts
 from evolver.examples import changes_made, nearest_example
@@ -187,7 +188,10 @@ def compliance(run: Trajectory, spec: SkillSpec) -> float:
     Half is following the procedure (or another path the skill names), half is calling only
     tools the skill knows; each pitfall the run hits halves the whole, and so do a final
     answer in a form the skill's verification does not name and other changes than the
-    skill's example of a like request made."""
+    skill's example of a like request made. A skill with a checks.json is scored from its
+    cross-fitted checks instead (`evolver.checks.score`)."""
+    if spec.checks is not None:
+        return check_score(run, spec.checks)
     score = 0.5 * follows(run, spec) + 0.5 * on_known_ground(run, spec)
     misses = len(pitfall_hits(run, spec))
     misses += (not answers_as_taught(run, spec)) + (not changes_as_taught(run, spec))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
+from evolver.checks import CrossfitParams, Measured, combined, profile, validated
 from evolver.cluster import Cluster, cluster, cohesion, unique_runs
 from evolver.composite import functional_changes, functional_skills
 from evolver.diagnose import diagnose_all, lessons
@@ -36,6 +37,7 @@ class EvolveParams:
     duplicate_threshold: float = 0.6  # skills this similar are proposed for merging
     min_cohesion: float = 0.2  # mean pairwise cosine below which a cluster is too mixed
     max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
+    checks: CrossfitParams = CrossfitParams()  # how a guidance line is tested before it is written
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,22 @@ def map_cluster(
         if name not in library:
             break
     return None
+
+
+def _checks(
+    eligible: Sequence[Cluster], runs: Sequence[Trajectory], params: CrossfitParams
+) -> dict[str, list[Measured]]:
+    """Each cluster's validated checks: tested on its own runs, then those tested on every run
+    that are about operations the cluster performs (more runs, more power for what is true
+    everywhere)."""
+    profiles = {r.id: profile(r) for r in runs if r.succeeded is not None}
+    shared = validated(runs, params, profiles)
+    out: dict[str, list[Measured]] = {}
+    for c in eligible:
+        own = validated(c.members, params, profiles)
+        ops = {op for r in c.members if r.id in profiles for op in profiles[r.id].count}
+        out[c.id] = combined(own, shared, ops, params.max_checks)
+    return out
 
 
 def _status_report(c: Cluster, status: str, skill: str | None) -> ClusterReport:
@@ -160,6 +178,7 @@ def evolve(
     functional = functional_skills(runs_by_cluster, taken, {d.name: d for d in library})
     taught = {names[c.id]: lessons(c.members) for c in eligible}  # once: diagnosis and skill
     diagnoses = diagnose_all(runs, skill_of=skill_of, taught=taught)
+    checked = _checks(eligible, runs, params.checks)
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
     options = {
@@ -180,6 +199,7 @@ def evolve(
             continue
         found = target[c.id]
         name = names[c.id]
+        options["checked"] = checked[c.id]
         if found is None:
             change = synthesize(c, name, lessons=taught[name], **options)
         else:

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from evolver.checks import Measured, check_lines
 from evolver.cluster import Cluster
 from evolver.conditions import Condition, failure_conditions
 from evolver.examples import Example, worked_examples
@@ -190,7 +191,12 @@ def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
     return sorted(found, key=lambda f: (-f[2], f[0]))
 
 
-def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | None = None) -> str:
+def render_block(
+    cluster: Cluster,
+    max_listed_ids: int = 20,
+    guide: Guidance | None = None,
+    measured: Sequence[Measured] = (),
+) -> str:
     """The managed block: when to use, preconditions, procedure, verification, pitfalls,
     guardrails, tool notes and evidence, from the cluster's runs and their diagnoses."""
     runs = cluster.members
@@ -213,6 +219,7 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
     lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
     lines += _section("Guardrails", guide.guardrails)
     lines += _section("Tool notes", guide.tool_notes)
+    lines += _section("Checks", _checks(measured))
     listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
     more = len(ev.trajectory_ids) - max_listed_ids
     unknown = ev.runs - ev.successes - ev.failures
@@ -230,6 +237,19 @@ def render_block(cluster: Cluster, max_listed_ids: int = 20, guide: Guidance | N
         found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
         lines.insert(-2, f"- Diagnosed failures: {found}")
     return "\n".join(lines)
+
+
+def _checks(measured: Sequence[Measured]) -> list[str]:
+    if not measured:
+        return []
+    lines = [
+        "Each line was a hypothesis tested on tasks it was not learned from; the figures are "
+        "from those held-out tasks.",
+        "",
+    ]
+    for section, found in check_lines(measured).items():
+        lines += [f"{section}:", "", *found, ""]
+    return lines[:-1]
 
 
 def _section(title: str, body: Sequence[str]) -> list[str]:

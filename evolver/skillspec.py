@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from evolver.changes import SkillDoc
+from evolver.checks import CHECKS_FILE, CheckSet, load_checks
 from evolver.cluster import task_tokens
 from evolver.composite import KIND_KEY
 from evolver.conditions import Fact
@@ -55,6 +56,7 @@ class SkillSpec:
     answer_forms: frozenset[str] = frozenset()  # the forms successful runs answered in
     examples: tuple[Example, ...] = ()  # requests that succeeded and the changes they made
     functional: bool = False  # shared steps other skills refer to, not a task of its own
+    checks: CheckSet | None = None  # the skill's checks.json, when it has one
 
     @property
     def known_tools(self) -> frozenset[str]:
@@ -139,4 +141,17 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
         answer_forms=frozenset(answers),
         examples=examples,
         functional=isinstance(meta, dict) and meta.get(KIND_KEY) == "functional",
+        checks=_checks(doc),
     )
+
+
+def _checks(doc: SkillDoc) -> CheckSet | None:
+    """The skill's checks.json; None without one or when it does not parse (then the prose is
+    scored, as for a person's skill)."""
+    text = doc.files.get(CHECKS_FILE)
+    if text is None:
+        return None
+    try:
+        return load_checks(text, doc.name)
+    except ValueError:
+        return None

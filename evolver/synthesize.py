@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
+from evolver.checks import CHECKS_FILE, Measured, checks_document, task_key, validated
 from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
 from evolver.diagnose import Diagnosis, Lessons
@@ -200,6 +201,7 @@ def synthesize(
     rewrite_after: int = 3,
     functional: Sequence[FunctionalSkill] = (),
     lessons: Lessons | None = None,
+    checked: Sequence[Measured] | None = None,
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
@@ -217,7 +219,9 @@ def synthesize(
         examples=None if lessons is None else tuple(lessons.examples),
     )
     ev = evidence(runs).model_copy(update={"categories": guide.categories})
-    block = render_block(cluster, max_listed_ids, guide)
+    measured = validated(runs) if checked is None else list(checked)
+    tasks = len({task_key(r) for r in runs if r.succeeded is not None})
+    block = render_block(cluster, max_listed_ids, guide, measured)
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
     known = ev.successes + ev.failures
     ours = {
@@ -236,7 +240,8 @@ def synthesize(
         )
         content = render(fm, replace_managed_block(intro, block))
         reason += " No skill in the library covered these runs, so this creates one."
-        return _change(name, "create", content, ev, path, reason, cluster)
+        files = {CHECKS_FILE: checks_document(name, measured, len(runs), tasks)}
+        return _change(name, "create", content, ev, path, reason, cluster, files)
     text = existing.text.replace("\r\n", "\n")
     fm, body = parse(text)
     new_body = replace_managed_block(body, block)
@@ -275,11 +280,19 @@ def synthesize(
         reason += f" (evidence {before} → {ev.fingerprint})." if before else "."
     if mapped_by:
         reason += f" Matched to {existing.name} because {mapped_by}."
-    return _change(existing.name, "update", content, ev, path, reason, cluster)
+    files = {CHECKS_FILE: checks_document(existing.name, measured, len(runs), tasks)}
+    return _change(existing.name, "update", content, ev, path, reason, cluster, files)
 
 
 def _change(
-    name: str, action: str, content: str, ev: Evidence, path: Sequence[str], reason: str, c: Cluster
+    name: str,
+    action: str,
+    content: str,
+    ev: Evidence,
+    path: Sequence[str],
+    reason: str,
+    c: Cluster,
+    files: Mapping[str, str] | None = None,
 ) -> SkillChange:
     verb = "Add" if action == "create" else "Update"
     summary = _summary(verb, name, ev, path)
@@ -292,6 +305,7 @@ def _change(
             "reason": reason,
             "evidence": ev,
             "cluster": c.id,
+            "files": dict(files or {}),
         }
     )
 

@@ -23,7 +23,7 @@ from . import host_sync, series
 from .config import Config
 from .files import write_atomically
 from .hosts import CodeHost, host_from_config
-from .library import CommitSpec, FileChange, LibraryRepo
+from .library import SKILL_FILES, CommitSpec, FileChange, LibraryRepo
 from .output import write_line
 from .pictures import write_pictures
 from .plugin import refresh_commits
@@ -219,7 +219,12 @@ def _files(repo: LibraryRepo, change: SkillChange) -> tuple[FileChange, ...]:
     """The file writes of a change: SKILL.md, or every file of the folder when retiring."""
     if change.action == "retire":
         return tuple(FileChange(path, None) for path in repo.files(change.skill))
-    return (FileChange(f"{change.skill}/SKILL.md", change.content),)
+    extra = tuple(
+        FileChange(f"{change.skill}/{name}", text)
+        for name, text in sorted(change.files.items())
+        if name in SKILL_FILES  # only files skillforge owns; never a name from elsewhere
+    )
+    return (FileChange(f"{change.skill}/SKILL.md", change.content), *extra)
 
 
 def _worth_proposing(

@@ -58,6 +58,9 @@ _LEAK_DEFAULTS = {
 _HELD: dict[tuple[Path, int], int] = {}
 
 
+SKILL_FILES = ("checks.json",)  # files skillforge writes beside a SKILL.md
+
+
 @dataclass(frozen=True)
 class FileChange:
     """One file to write (or, with content None, delete) at a relative POSIX path."""
@@ -293,27 +296,34 @@ class LibraryRepo:
         return self._rev(ref)
 
     def skills(self, ref: str = MAIN) -> list[SkillDoc]:
-        """Every top-level `<name>/SKILL.md` at `ref`, read from git objects, sorted by name."""
+        """Every top-level `<name>/SKILL.md` at `ref` with the files skillforge keeps beside it
+        (checks.json), read from git objects, sorted by name."""
         commit = self._need(ref)
         listing = self._git("ls-tree", "-r", "-z", "--full-tree", commit)
-        blobs: list[tuple[str, str]] = []
+        blobs: list[tuple[str, str, str]] = []  # (folder, file, sha)
         for entry in listing.split("\0"):
             meta, _, path = entry.partition("\t")
             parts = path.split("/")
-            if len(parts) == 2 and parts[1] == "SKILL.md" and meta[:6] in ("100644", "100755"):
-                blobs.append((parts[0], meta.split()[2]))
+            wanted = len(parts) == 2 and parts[1] in ("SKILL.md", *SKILL_FILES)
+            if wanted and meta[:6] in ("100644", "100755"):
+                blobs.append((parts[0], parts[1], meta.split()[2]))
         if not blobs:
             return []
-        batch = "".join(f"{sha}\n" for _, sha in blobs).encode()
+        batch = "".join(f"{sha}\n" for _, _, sha in blobs).encode()
         raw = cast(bytes, self._git("cat-file", "--batch", stdin=batch, binary=True))
-        docs: list[SkillDoc] = []
+        texts: dict[str, str] = {}
+        extra: dict[str, dict[str, str]] = {}
         pos = 0
-        for name, _ in blobs:
+        for name, file, _ in blobs:
             header_end = raw.index(b"\n", pos)
             size = int(raw[pos:header_end].split()[2])
-            body = raw[header_end + 1 : header_end + 1 + size]
-            docs.append(SkillDoc(name=name, text=body.decode("utf-8", errors="replace")))
+            body = raw[header_end + 1 : header_end + 1 + size].decode("utf-8", errors="replace")
+            if file == "SKILL.md":
+                texts[name] = body
+            else:
+                extra.setdefault(name, {})[file] = body
             pos = header_end + 1 + size + 1
+        docs = [SkillDoc(name=n, text=t, files=extra.get(n, {})) for n, t in texts.items()]
         return sorted(docs, key=lambda doc: doc.name)
 
     def added_dates(self, ref: str = MAIN) -> dict[str, datetime]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evolver.changes import SkillDoc
+from evolver.checks import CHECKS_FILE
 from evolver.evaluate import COMPLIANT, Report, Score, convergence, evaluate
 from evolver.model import Trajectory
 from evolver.pipeline import evolve
@@ -21,17 +22,29 @@ SUFFIXES = (".jsonl", ".json")
 
 
 def load_library(folder: Path) -> list[SkillDoc]:
-    """Every `<name>/SKILL.md` directly under `folder`, sorted by name."""
+    """Every `<name>/SKILL.md` directly under `folder`, with its checks.json, sorted by name."""
     if not folder.is_dir():
         raise ConfigError(f"library {folder} is not a folder of <name>/SKILL.md skills")
     docs = [
-        SkillDoc(name=path.parent.name, text=path.read_text(encoding="utf-8", errors="replace"))
+        SkillDoc(
+            name=path.parent.name,
+            text=path.read_text(encoding="utf-8", errors="replace"),
+            files=_extra_files(path.parent),
+        )
         for path in sorted(folder.glob("*/SKILL.md"))
         if path.is_file()
     ]
     if not docs:
         raise ConfigError(f"library {folder} holds no <name>/SKILL.md")
     return docs
+
+
+def _extra_files(folder: Path) -> dict[str, str]:
+    """The files skillforge keeps beside a SKILL.md (checks.json), when present."""
+    path = folder / CHECKS_FILE
+    if path.is_file() and not path.is_symlink():
+        return {CHECKS_FILE: path.read_text(encoding="utf-8", errors="replace")}
+    return {}
 
 
 def _files(paths: list[Path]) -> list[Path]:
