@@ -61,6 +61,7 @@ class CrossfitParams:
     min_effect: float = 0.10  # held-out success rate difference, complied minus not
     alpha: float = 0.10  # one-sided Fisher exact test on the pooled held-out table
     max_checks: int = 12  # the strongest this many are written
+    fdr: bool = False  # Benjamini-Hochberg over a set's candidates: many questions, few false
 
 
 # --- a run, read once ------------------------------------------------------------------------
@@ -368,6 +369,7 @@ class Measured:
     p_value: float
     folds_agreeing: int
     folds: int
+    scope: str = ""  # "" for the skill's own runs; "all" when tested on every run
 
     @property
     def complied_rate(self) -> float:
@@ -391,8 +393,9 @@ class Measured:
 
     def figures(self) -> str:
         """The measured effect in words, for the skill."""
+        where = "held out, all skills' runs" if self.scope == "all" else "held out"
         return (
-            f"held out: {self.complied_rate:.0%} of {self.complied} runs that did succeeded, "
+            f"{where}: {self.complied_rate:.0%} of {self.complied} runs that did succeeded, "
             f"{self.other_rate:.0%} of {self.other} that did not"
         )
 
@@ -408,6 +411,7 @@ class Measured:
                 "effect": round(self.effect, 4),
                 "p_value": float(f"{self.p_value:.3g}"),
                 "folds_agreeing": [self.folds_agreeing, self.folds],
+                "scope": self.scope or "skill",
             },
             "weight": [round(yes, 4), round(no, 4)],
         }
@@ -568,7 +572,9 @@ def validated(
     fold_of = task_folds(known, min(params.folds, len(tasks)))
     support = max(2, params.min_support // 2)
     kept: list[Measured] = []
-    for check in candidates(got, support):
+    asked = candidates(got, support)
+    tested = len(asked) + 1  # and the worked-examples check
+    for check in asked:
         found = crossfit(check, got, labels, fold_of, params)
         if found is None:
             continue
@@ -580,7 +586,19 @@ def validated(
     if example is not None:
         kept.append(example)
     kept.sort(key=lambda m: (m.p_value, -m.effect, m.check))
+    if params.fdr:
+        kept = _benjamini_hochberg(kept, tested, params.alpha)
     return _distinct(kept, profiles=got)[: params.max_checks]
+
+
+def _benjamini_hochberg(kept: Sequence[Measured], tested: int, alpha: float) -> list[Measured]:
+    """The kept checks (sorted by p-value) that survive the Benjamini-Hochberg procedure at
+    false discovery rate `alpha` over all `tested` questions."""
+    cut = 0
+    for rank, m in enumerate(kept, 1):
+        if m.p_value <= alpha * rank / max(tested, 1):
+            cut = rank
+    return list(kept[:cut])
 
 
 def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Measured]:
@@ -597,17 +615,41 @@ def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Mea
     return out
 
 
+SAME_WAY = 0.05  # a shared what-to-do check needs at least this effect on the skill's own runs
+SHARED_KINDS = frozenset({"error", "repeat", "limit", "args", "fact"})  # how, not what
+
+
 def mentions(check: Check) -> frozenset[str]:
     """The operations a check is about."""
     return frozenset(o for o in (check.op, check.other) if o and check.kind != "answer")
 
 
+def in_sample_effect(check: Check, profiles: Sequence[Profile], labels: Sequence[bool]) -> float:
+    """Success rate of runs that complied minus that of runs that did not, on these runs; 0
+    when either side has fewer than two runs."""
+    t = [0, 0, 0, 0]
+    for p, y in zip(profiles, labels, strict=True):
+        if check.applies(p):
+            j = 0 if check.complies(p) else 2
+            t[j] += int(y)
+            t[j + 1] += 1
+    if t[1] < 2 or t[3] < 2:
+        return 0.0
+    return t[0] / t[1] - t[2] / t[3]
+
+
 def combined(
-    own: Sequence[Measured], shared: Sequence[Measured], ops: Iterable[str], limit: int
+    own: Sequence[Measured],
+    shared: Sequence[Measured],
+    ops: Iterable[str],
+    limit: int,
+    local: tuple[Sequence[Profile], Sequence[bool]] | None = None,
 ) -> list[Measured]:
     """A skill's checks: those its own runs validated, then those every run validated that
     are about operations the skill's runs perform (never about an operation it does not
-    know), one per question, at most `limit`."""
+    know), one per question, at most `limit`. Which tools to call, and in which order, is a
+    task family's matter: such a shared check joins only when the skill's own runs
+    (`local`) point the same way."""
     known = set(ops)
     out = list(own)
     asked = {(m.check.kind, m.check.op, m.check.other, m.check.text, m.check.n) for m in own}
@@ -615,8 +657,10 @@ def combined(
         c = m.check
         if (c.kind, c.op, c.other, c.text, c.n) in asked or not mentions(c) <= known:
             continue
-        if c.kind == "answer" or c.kind == "call" and not c.positive:
-            continue  # an answer form or an avoided tool is a task family's, not everyone's
+        if c.kind not in SHARED_KINDS and (
+            local is None or in_sample_effect(c, *local) < SAME_WAY
+        ):
+            continue
         asked.add((c.kind, c.op, c.other, c.text, c.n))
         out.append(m)
     return out[:limit]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -104,12 +104,14 @@ def _checks(
     that are about operations the cluster performs (more runs, more power for what is true
     everywhere)."""
     profiles = {r.id: profile(r) for r in runs if r.succeeded is not None}
-    shared = validated(runs, params, profiles)
+    shared = [replace(m, scope="all") for m in validated(runs, params, profiles)]
     out: dict[str, list[Measured]] = {}
     for c in eligible:
         own = validated(c.members, params, profiles)
-        ops = {op for r in c.members if r.id in profiles for op in profiles[r.id].count}
-        out[c.id] = combined(own, shared, ops, params.max_checks)
+        mine = [r for r in c.members if r.id in profiles]
+        ops = {op for r in mine for op in profiles[r.id].count}
+        local = ([profiles[r.id] for r in mine], [r.succeeded is True for r in mine])
+        out[c.id] = combined(own, shared, ops, params.max_checks, local)
     return out
 
 

@@ -105,7 +105,7 @@ def skill_spec(doc: SkillDoc) -> SkillSpec | None:
             procedure.append((m.group(1), tuple(_TICKED.findall(m.group(2)))))
         elif line.startswith("- ") and "→" in line:
             paths.append(tuple(_TICKED.findall(line.rsplit("(", 1)[0])))
-    if not procedure:
+    if not procedure and doc.files.get(CHECKS_FILE) is None:
         return None
     meta = fm.get("metadata")
     pitfalls: list[Pitfall] = []
