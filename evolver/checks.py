@@ -49,6 +49,7 @@ CHECKS_FILE = "checks.json"
 CHECKS_VERSION = 1
 MAX_ORDER_OPS = 10  # pairs (order, after) are formed among this many most frequent operations
 LIMITS = (1, 2, 3, 5, 8, 13)  # call-count limits tried
+AGREEMENT = 0.8  # share of training folds that must choose the direction the whole data does
 
 
 @dataclass(frozen=True)
@@ -497,7 +498,7 @@ def crossfit(
         cok, cn, ook, on = cok + yes[0], cn + yes[1], ook + no[0], on + no[1]
     if voted < 2 or cn < params.min_support or on < params.min_support:
         return None
-    if 2 * agree <= voted:
+    if agree < math.ceil(AGREEMENT * voted):
         return None
     effect = _rate(cok, cn) - _rate(ook, on)
     p = fisher_greater(cok, cn - cok, ook, on - ook)
