@@ -3,7 +3,8 @@
 `parse_line(raw_bytes)` is what intake calls for each complete JSONL line;
 `parse_record(obj)` takes an already-decoded JSON object. Both raise `InvalidTrajectory`
 with a one-line reason, which the quarantine shows. `records_in_document(doc)` splits a whole
-.json file (an array, a tau2 `Results`, a MedAgentBench `overall.json`) into per-run records.
+.json file (an array, a tau2 `Results`, a MedAgentBench `overall.json`, an InterCode log, a
+moatless-tools traj with its run's resolved label) into per-run records.
 """
 
 from __future__ import annotations
@@ -22,12 +23,19 @@ from .anthropic import from_anthropic_record, is_anthropic_record
 from .chat import from_chat_record, from_tau_record, is_chat_record, is_tau_record
 from .claude_code import is_claude_code_event
 from .codex import is_codex_line
+from .intercode import (
+    from_intercode_record,
+    intercode_records,
+    is_intercode_document,
+    is_intercode_record,
+)
 from .medagentbench import (
     from_medagentbench_record,
     is_medagentbench_document,
     is_medagentbench_record,
     medagentbench_records,
 )
+from .moatless import from_moatless_record, is_moatless_record, moatless_records
 from .native import from_native_record, is_native_record
 from .otel import is_otlp_document
 from .responses import from_responses_record, is_responses_record
@@ -51,6 +59,10 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
         return tau2_records(document)
     if is_medagentbench_document(document):
         return medagentbench_records(document, source_name)
+    if is_intercode_document(document):
+        return intercode_records(document, source_name)
+    if isinstance(document, dict) and is_moatless_record(document):
+        return moatless_records(document, source_name)
     return [document]
 
 
@@ -59,6 +71,8 @@ RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., 
     "tau-bench": (is_tau_record, from_tau_record),
     "tau2-bench": (is_tau2_record, from_tau2_record),
     "medagentbench": (is_medagentbench_record, from_medagentbench_record),
+    "intercode": (is_intercode_record, from_intercode_record),
+    "moatless": (is_moatless_record, from_moatless_record),
     "anthropic-messages": (is_anthropic_record, from_anthropic_record),
     "openai-responses": (is_responses_record, from_responses_record),
     "openai-chat": (is_chat_record, from_chat_record),
@@ -79,7 +93,11 @@ def parse_record(record: Any) -> Trajectory:
         raise InvalidTrajectory(
             f"a JSON {_json_type(record)} is not a trajectory; expected an object"
         )
-    if is_tau2_results(record) or is_medagentbench_document(record):
+    if (
+        is_tau2_results(record)
+        or is_medagentbench_document(record)
+        or is_intercode_document(record)
+    ):
         raise InvalidTrajectory(
             "a whole benchmark results document holds many runs: take it in as a .json file"
         )
@@ -94,7 +112,9 @@ def parse_record(record: Any) -> Trajectory:
         "unrecognised record: expected the skillforge schema (task, steps), an OpenAI chat "
         "record (messages), Anthropic messages (tool_use blocks), OpenAI Responses items "
         "(input/output/items), a tau-bench record (task_id, reward, traj), a tau2-bench "
-        f"simulation or a MedAgentBench result (index, status, history); its keys: {keys}"
+        "simulation, a MedAgentBench result (index, status, history), an InterCode run "
+        "(environment, turn_history) or a moatless-tools trajectory (transitions or steps); "
+        f"its keys: {keys}"
     )
 
 
