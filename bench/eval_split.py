@@ -30,6 +30,7 @@ summary gives the mean over folds instead, and in how many folds compliance was 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import random
@@ -53,11 +54,18 @@ from skillforge.importers import parse_record, records_in_document
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpora" / "tau-bench-airline" / "gpt-4o-airline.json"
+INTERCODE = SHARED / "corpora" / "intercode" / "data" / "results"
 CORPORA = {  # name: (file or folder of result files, default split)
     "airline": (CORPUS, "trial"),
     "tau2": (SHARED / "corpora" / "tau2-bench-gpt41", "model"),
     "medagentbench": (SHARED / "corpora" / "medagentbench", "model"),
+    "moatless": (SHARED / "corpora" / "moatless-swebench-lite" / "evaluations", "model"),
+    "intercode-bash": (INTERCODE / "bash", "task"),
+    "intercode-sql": (INTERCODE / "sql", "task"),
+    "intercode-python": (INTERCODE / "python", "task"),
+    "intercode-ctf": (INTERCODE / "ctf", "task"),
 }
+TASK_SEEDS = 2  # a task split: this many ways to deal tasks into halves, each side held out
 INNER_FOLDS = 5  # task folds for the threshold when the training side is a single group
 NAME_WIDTH = 28  # longer names of held-out sides are cut short in the summary
 
@@ -90,7 +98,7 @@ def load_corpus(path: Path) -> list[Item]:
     """Every run of a result file, or of the .json result files in a folder, in file order.
     A folder's model names come from each file's name (MedAgentBench's `<model>_overall.json`)
     or its runs (tau2's agent)."""
-    files = sorted(p for p in path.glob("*.json") if p.is_file()) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*.json") if p.is_file()) if path.is_dir() else [path]
     items: list[Item] = []
     for file in files:
         document = json.loads(file.read_text(encoding="utf-8"))
@@ -228,6 +236,26 @@ def every_half(items: Sequence[Item]) -> list[Fold]:
     ]
 
 
+def task_halves(items: Sequence[Item], seeds: int = TASK_SEEDS) -> list[Fold]:
+    """Folds that hold out half of the tasks: for each seed, tasks are dealt into two halves by
+    a hash, and each half is held out in turn, so no task is on both sides."""
+    folds: list[Fold] = []
+    for seed in range(seeds):
+
+        def half(item: Item, seed: int = seed) -> int:
+            return hashlib.sha256(f"{seed}:{item.task}".encode()).digest()[0] % 2
+
+        for side in (0, 1):
+            name = f"tasks{seed}{'ab'[side]}"
+            train = [i for i in items if half(i) != side]
+            test = [i for i in items if half(i) == side]
+            if train and test:
+                folds.append(Fold("tasks", [f"rest of {name}"], [name], train, test))
+    if not folds:
+        raise SystemExit("a task split needs two tasks or more")
+    return folds
+
+
 def folds_of(
     items: Sequence[Item],
     split: str,
@@ -237,6 +265,8 @@ def folds_of(
     """The folds of a split. Trials: the one fold `train` against `test`. Models: the one fold
     named, the rest on the other side when only one side is named, or each model held out in
     turn against all the others when neither is."""
+    if split == "task":
+        return task_halves(items)
     if split == "trial":
         train_t, test_t = list(train or [0, 1]), list(test or [2, 3])
         if set(train_t) & set(test_t):
@@ -422,6 +452,53 @@ def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
     )
 
 
+def fold_aurocs(fold: Fold) -> tuple[int, float, dict[str, float]] | None:
+    """One fold, figures only: held-out runs matched, compliance AUROC, naive AUROCs."""
+    library = library_from([i.run for i in fold.train])
+    runs = [i.run for i in fold.test]
+    rows = matched_rows(evaluate(library, runs), runs)
+    labels = [y for _, _, y in rows]
+    ours = auroc([c for c, _, _ in rows], labels)
+    naive = {k: auroc([f(r) for _, r, _ in rows], labels) for k, f in NAIVE.items()}
+    if ours is None or any(v is None for v in naive.values()):
+        return None
+    return len(rows), ours, {k: v for k, v in naive.items() if v is not None}
+
+
+def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
+    """Every shared corpus, its default split (or `split`), the mean over folds of compliance
+    AUROC and of the best naive predictor's, and the margin; prints one line per corpus."""
+    print(
+        f"{'CORPUS':<17} {'SPLIT':<6} {'FOLDS':>5} {'RUNS':>6} {'AUROC':>6} {'NO-ERR':>6} "
+        f"{'FEWER':>6} {'BEST':>6} {'MARGIN':>7} {'AHEAD':>6}"
+    )
+    for name, (path, default) in CORPORA.items():
+        if only and name not in only:
+            continue
+        if not path.exists():
+            print(f"{name:<17} missing: {path}")
+            continue
+        items = load_corpus(path)
+        how = split or default
+        folds = every_half(items) if how == "trial" else folds_of(items, how)
+        got = [f for f in map(fold_aurocs, folds) if f is not None]
+        if not got:
+            print(f"{name:<17} {how:<6} no fold with both outcomes")
+            continue
+        mean = statistics.mean(a for _, a, _ in got)
+        naive = {k: statistics.mean(n[k] for _, _, n in got) for k in NAIVE}
+        best = statistics.mean(max(n.values()) for _, _, n in got)
+        ahead = sum(1 for _, a, n in got if a > max(n.values()))
+        runs = sum(r for r, _, _ in got)
+        print(
+            f"{name:<17} {how:<6} {len(got):>5} {runs:>6} {mean:>6.2f} "
+            f"{naive['no tool errors']:>6.2f} {naive['fewer tool calls']:>6.2f} {best:>6.2f} "
+            f"{mean - best:>+7.2f} {ahead:>3}/{len(got):<2}",
+            flush=True,
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -429,7 +506,13 @@ def main(argv: list[str] | None = None) -> int:
         default="airline",
         help=f"{', '.join(CORPORA)}, or a result file or folder of them (default airline)",
     )
-    parser.add_argument("--split", choices=["trial", "model"], help="default: by corpus")
+    parser.add_argument("--split", choices=["trial", "model", "task"], help="default: by corpus")
+    parser.add_argument(
+        "--every-corpus",
+        action="store_true",
+        help="one table: every shared corpus with its default split, mean over its folds",
+    )
+    parser.add_argument("--only", nargs="+", metavar="CORPUS", help="with --every-corpus")
     parser.add_argument("--train", type=int, nargs="+", metavar="TRIAL", help="default 0 1")
     parser.add_argument("--test", type=int, nargs="+", metavar="TRIAL", help="default 2 3")
     parser.add_argument(
@@ -448,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="where to write the library and held-out runs")
     args = parser.parse_args(argv)
+    if args.every_corpus:
+        return corpus_table(args.split, args.only or ())
     path, split = CORPORA.get(args.corpus, (Path(args.corpus), "trial"))
     split = args.split or split
     if split == "trial" and (args.train_model or args.test_model):
