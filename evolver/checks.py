@@ -49,6 +49,7 @@ CHECKS_FILE = "checks.json"
 CHECKS_VERSION = 1
 MAX_ORDER_OPS = 10  # pairs (order, after) are formed among this many most frequent operations
 LIMITS = (1, 2, 3, 5, 8, 13)  # call-count limits tried
+STEPS = (1, 2, 3, 5, 8, 13, 21, 34)  # budgets of tool calls tried
 AGREEMENT = 0.8  # share of training folds that must choose the direction the whole data does
 
 
@@ -159,7 +160,7 @@ class Check:
     def applies(self, p: Profile) -> bool:
         """Whether the question makes sense for this run."""
         k = self.kind
-        if k in ("call", "answer"):
+        if k in ("call", "answer", "steps"):
             return True
         if k == "example":
             return nearest_example(p.task, self.examples) is not None
@@ -182,6 +183,8 @@ class Check:
             return (op, self.text) not in p.errors
         if k == "limit":
             return p.count[op] <= self.n
+        if k == "steps":
+            return len(p.ops) <= self.n
         if k == "args":
             return (op, self.text) in p.keys and (op, self.text) not in p.missing
         if k == "repeat":
@@ -215,6 +218,8 @@ class Check:
             return "Preconditions"
         if self.kind in ("after", "answer"):
             return "Verification"
+        if self.kind == "steps":
+            return "Guardrails"
         if self.kind == "example":
             return "Examples"
         if self.kind == "args":
@@ -257,6 +262,13 @@ class Check:
             )
         if k == "repeat":
             return f"After {op} fails, change the arguments before calling it again."
+        if k == "steps":
+            return (
+                f"Finish within {self.n} tool calls; past that, stop and re-plan rather than "
+                "keep trying."
+                if yes
+                else f"Do not stop early: successful runs made more than {self.n} tool calls."
+            )
         if k == "answer":
             return (
                 f"Give the final answer in the form {_code(self.text)}."
@@ -341,6 +353,8 @@ def candidates(profiles: Sequence[Profile], min_runs: int = 3) -> list[Check]:
     for op in ops:
         most = max(p.count.get(op, 0) for p in profiles)
         out += [Check("limit", op, n=k) for k in LIMITS if k < most]
+    longest = max((len(p.ops) for p in profiles), default=0)
+    out += [Check("steps", "tool calls", n=k) for k in STEPS if k < longest]
     return [c for c in out if _varies(c, profiles, min_runs)]
 
 
@@ -394,7 +408,7 @@ class Measured:
 
     def figures(self) -> str:
         """The measured effect in words, for the skill."""
-        where = "held out, all skills' runs" if self.scope == "all" else "held out"
+        where = "held out, skills with the same tools" if self.scope == "all" else "held out"
         return (
             f"{where}: {self.complied_rate:.0%} of {self.complied} runs that did succeeded, "
             f"{self.other_rate:.0%} of {self.other} that did not"
@@ -617,12 +631,14 @@ def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Mea
 
 
 SAME_WAY = 0.05  # a shared what-to-do check needs at least this effect on the skill's own runs
-SHARED_KINDS = frozenset({"error", "repeat", "limit", "args", "fact"})  # how, not what
+SHARED_KINDS = frozenset({"error", "repeat", "limit", "args", "fact", "steps"})  # how, not what
 
 
 def mentions(check: Check) -> frozenset[str]:
     """The operations a check is about."""
-    return frozenset(o for o in (check.op, check.other) if o and check.kind != "answer")
+    if check.kind in ("answer", "steps", "example"):
+        return frozenset()
+    return frozenset(o for o in (check.op, check.other) if o)
 
 
 def in_sample_effect(check: Check, profiles: Sequence[Profile], labels: Sequence[bool]) -> float:

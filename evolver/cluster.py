@@ -25,6 +25,7 @@ __all__ = [
     "Cluster",
     "cluster",
     "cohesion",
+    "intent_families",
     "features",
     "idf",
     "task_tokens",
@@ -305,6 +306,24 @@ def _centroid(vectors: Sequence[Mapping[str, float]]) -> dict[str, float]:
             total[f] += vec[f]
     norm = math.sqrt(sum(w * w for w in total.values())) or 1.0
     return {f: w / norm for f, w in total.items()}
+
+
+def intent_families(clusters: Sequence[Cluster], similarity: float = 0.5) -> dict[str, list[str]]:
+    """For each cluster, the clusters (itself first) whose requests read alike: task words
+    only, no tools. Runs that took different paths on like requests land in different
+    clusters; a lesson about which path works is tested across all of them."""
+    weights = idf(task_tokens(r.task) for c in clusters for r in c.members)
+    centroids = {
+        c.id: _centroid([_vector(task_tokens(r.task), weights) for r in c.members])
+        for c in clusters
+    }
+    out: dict[str, list[str]] = {}
+    for c in clusters:
+        mine = centroids[c.id]
+        out[c.id] = [c.id] + [
+            o.id for o in clusters if o.id != c.id and _dot(mine, centroids[o.id]) >= similarity
+        ]
+    return out
 
 
 def _join_existing(

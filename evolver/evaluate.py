@@ -24,6 +24,7 @@ from evolver.conditions import facts
 from evolver.examples import changes_made, nearest_example
 from evolver.graph import is_helper, normalise_error
 from evolver.model import Trajectory
+from evolver.operations import with_operations
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
 
 __all__ = [  # grouped: matching and compliance, measuring
@@ -199,9 +200,10 @@ def compliance(run: Trajectory, spec: SkillSpec) -> float:
 
 
 def blind(run: Trajectory) -> Trajectory:
-    """The run as the scorer sees it: task and steps, without outcome or metadata (which may
-    carry a benchmark's gold actions)."""
-    return run.model_copy(update={"outcome": None, "metadata": {}})
+    """The run as the scorer sees it: task and steps (generic tools resolved to the operations
+    they performed, as the evolver saw them), without outcome or metadata (which may carry a
+    benchmark's gold actions)."""
+    return with_operations(run).model_copy(update={"outcome": None, "metadata": {}})
 
 
 # --- measuring ------------------------------------------------------------------------------

@@ -13,12 +13,13 @@ from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
 from evolver.checks import CrossfitParams, Measured, combined, profile, validated
-from evolver.cluster import Cluster, cluster, cohesion, unique_runs
+from evolver.cluster import Cluster, cluster, cohesion, intent_families, unique_runs
 from evolver.composite import functional_changes, functional_skills
 from evolver.diagnose import diagnose_all, lessons
 from evolver.graph import to_mermaid, tool_graph
 from evolver.hygiene import SkillUsage, hygiene_changes
 from evolver.model import Trajectory
+from evolver.operations import with_operations
 from evolver.skilldoc import parse
 from evolver.synthesize import CLUSTER_KEY, candidate_names, derive_name, synthesize, tool_idf
 
@@ -98,17 +99,36 @@ def map_cluster(
 
 
 def _checks(
-    eligible: Sequence[Cluster], runs: Sequence[Trajectory], params: CrossfitParams
+    eligible: Sequence[Cluster],
+    clusters: Sequence[Cluster],
+    runs: Sequence[Trajectory],
+    params: CrossfitParams,
 ) -> dict[str, list[Measured]]:
-    """Each cluster's validated checks: tested on its own runs, then those tested on every run
-    that are about operations the cluster performs (more runs, more power for what is true
-    everywhere)."""
+    """Each cluster's validated checks. First those tested on the runs of like requests (its
+    intent family: clusters whose task words read alike, whatever tools they used); then those
+    tested on every cluster that works with the same tools, where more runs give more power,
+    when they are about how to use the cluster's tools, or, about what to do, when its own
+    family's runs point the same way. Runs that share neither words nor tools with a cluster
+    never change its checks."""
     profiles = {r.id: profile(r) for r in runs if r.succeeded is not None}
-    shared = [replace(m, scope="all") for m in validated(runs, params, profiles)]
+    family = intent_families(clusters)
+    members = {c.id: c.members for c in clusters}
+    tools = {c.id: set(c.tools) for c in clusters}
+    tested: dict[tuple[str, ...], list[Measured]] = {}
+
+    def checks_of(ids: Sequence[str], scope: str = "") -> list[Measured]:
+        key = tuple(sorted(set(ids)))
+        if key not in tested:
+            pool = [r for cid in key for r in members[cid]]
+            tested[key] = [replace(m, scope=scope) for m in validated(pool, params, profiles)]
+        return tested[key]
+
     out: dict[str, list[Measured]] = {}
     for c in eligible:
-        own = validated(c.members, params, profiles)
-        mine = [r for r in c.members if r.id in profiles]
+        own = checks_of(family[c.id])
+        near = [o.id for o in clusters if tools[o.id] & tools[c.id]]
+        shared = checks_of(near, "all") if len(near) > len(family[c.id]) else []
+        mine = [r for cid in family[c.id] for r in members[cid] if r.id in profiles]
         ops = {op for r in mine for op in profiles[r.id].count}
         local = ([profiles[r.id] for r in mine], [r.succeeded is True for r in mine])
         out[c.id] = combined(own, shared, ops, params.max_checks, local)
@@ -142,7 +162,9 @@ def evolve(
     skills they map to, stable. `usage` and `now` let it propose retiring skills no run
     has loaded for `params.unused_days` (give them only when agents report loaded skills).
     Runs with an unknown outcome count for clustering but not as successes or failures."""
-    runs = unique_runs(trajectories)
+    # Generic tools (a shell, an editor, SQL, MCP) become the operations they performed, so that
+    # every stage below sees `pytest` and `edit test file`, not `bash` and `str_replace_editor`.
+    runs = [with_operations(r) for r in unique_runs(trajectories)]
     clusters = cluster(runs, params.similarity, prior=memberships)
     mixed = {
         c.id for c in clusters if c.size >= params.min_runs and cohesion(c) < params.min_cohesion
@@ -180,7 +202,7 @@ def evolve(
     functional = functional_skills(runs_by_cluster, taken, {d.name: d for d in library})
     taught = {names[c.id]: lessons(c.members) for c in eligible}  # once: diagnosis and skill
     diagnoses = diagnose_all(runs, skill_of=skill_of, taught=taught)
-    checked = _checks(eligible, runs, params.checks)
+    checked = _checks(eligible, clusters, runs, params.checks)
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
     options = {
