@@ -564,6 +564,7 @@ def _rate(ok: int, n: int) -> float:
 
 
 _ALLOWED = {  # directions that read as guidance; the others are not written
+    "steps": True,  # a budget; "make more calls" is no advice, whatever a corpus shows
     "error": True,
     "repeat": True,
     "fact": True,
