@@ -118,10 +118,10 @@ _GENERIC_TEXT = """
     new next none nothing null number numbers okay old option options outcome output overall
     particular people person please polite possible prefer preferred problem properly python
     question reactive reason recent recently reproduce reproduction request result results right
-    rmdir sed self shell should similar single someone sorry specific src stdout stderr steps
-    stuff sudo summary task terminal thank thanks thing things time times today tomorrow total
-    true upcoming user users util utils value values version way week weeks willing wrong year
-    years yesterday
+    rmdir sed self shell should show_versions similar single someone sorry specific src stdout
+    stderr steps stuff sudo summary task terminal thank thanks thing things time times today
+    tomorrow total true upcoming user users util utils value values version way week weeks
+    willing wrong year years yesterday
     angry anxious brief calm confident emotional funny impatient insist insistent mood nervous
     persistent rude sad upset
     breaks causes crashes fails gives happens occurs raises returns seems shows throws works
@@ -266,7 +266,7 @@ _PATH = re.compile(
     rf"|[\w.-]+/[\w.*-]+\.(?:{_EXTENSIONS})\b)"
 )
 _FILE = re.compile(rf"(?<![\w<>/.-])[\w-]+(?:\.(?:{_EXTENSIONS}))+(?![\w./-])")
-_GLOB = re.compile(r"(?<![\w<>/*)\]])\*(?:\.[\w*]+|\w+)(?![\w/*])")
+_GLOB = re.compile(r"(?<![\w<>/*)\]])\*[\w*]*\.[\w*]+(?![\w/])")  # *.txt, not *args
 _TOKEN_ID = re.compile(r"(?<![\w<>/-])#?[A-Za-z0-9][\w-]*(?<=[A-Za-z0-9])(?![\w-])")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?!\w)")
 _ID_WORDS = re.compile(
