@@ -113,7 +113,7 @@ def profile(run: Trajectory) -> Profile:
     keys = {(op, k) for op, sets in keys_of.items() for s in sets for k in s}
     missing = {(op, k) for op, k in keys if any(k not in s for s in keys_of[op])}
     held = {
-        (op, f) for op, known in facts(run) for f in known if not is_helper(op) and not f.source
+        (op, f) for op, known in facts(run) for f in known if not is_helper(op)
     }
     return Profile(
         ops=ops,
@@ -193,7 +193,7 @@ class Check:
             return p.answer == self.text
         if k == "fact":
             key, _, value = self.text.partition("=")
-            return (op, Fact("", key, value)) not in p.facts
+            return (op, Fact(self.other, key, value)) not in p.facts
         if k == "example":
             found = nearest_example(p.task, self.examples)
             return found is not None and found.changes == p.changes
@@ -277,7 +277,10 @@ class Check:
             )
         if k == "fact":
             key, _, value = self.text.partition("=")
-            return f"Do not call {op} with {_code(key)} = {_code(value)}."
+            held = f"{_code(key)} = {_code(value)}"
+            if self.other:
+                return f"Do not call {op} after {other} returned {held}."
+            return f"Do not call {op} with {held}."
         if k == "example":
             return (
                 "For a request like one of the examples, make the changes its successful runs "
@@ -346,7 +349,7 @@ def candidates(profiles: Sequence[Profile], min_runs: int = 3) -> list[Check]:
     out += [Check("repeat", op) for op, c in sorted(repeat.items()) if c >= min_runs]
     out += [Check("answer", "answer", text=f) for f, c in sorted(answers.items()) if c >= min_runs]
     out += [
-        Check("fact", op, text=f"{f.key}={f.value}")
+        Check("fact", op, f.source, text=f"{f.key}={f.value}")
         for (op, f), c in sorted(factc.items(), key=lambda kv: (kv[0][0], kv[0][1]))
         if c >= min_runs
     ]

@@ -96,10 +96,12 @@ def skill_features(doc: SkillDoc) -> frozenset[str]:
     except ValueError:
         return frozenset()
     description = str(frontmatter.get("description", ""))
-    when = _section(body, "When to use")
+    # example requests say what one run was asked, not what the skill is about
+    when = re.sub(r"(?m)^- Requests like:.*$", "", _section(body, "When to use"))
     words = task_tokens(description + "\n" + when) - _TEMPLATE
     procedure = _section(body, "Procedure") or body
-    steps = _STEP_TOOL.findall(procedure) or _TOOL.findall(procedure)
+    # a skill whose procedure has no step that held out is about the tools it names
+    steps = _STEP_TOOL.findall(procedure) or _TOOL.findall(procedure) or _TOOL.findall(when)
     return frozenset(words | {f"tool:{t}" for t in steps})
 
 

@@ -18,6 +18,7 @@ from evolver.skilldoc import find_managed_block, is_managed, parse, problems, sp
 
 __all__ = [
     "commands_seen",
+    "looks_injected",
     "validate_analysis",
     "validate_skill",
     "validate_text",
@@ -54,6 +55,17 @@ _SHELL_ANYWHERE = re.compile(
     r"|\$\([^)]*\)|&&\s*\S|\bInvoke-(?:Expression|WebRequest)\b"
 )
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
+
+
+def looks_injected(text: str) -> bool:
+    """Whether text quoted from a run reads as instructions to an agent, a link, markup or a
+    shell command: such text never goes into a skill."""
+    return bool(
+        _INJECTION.search(text)
+        or _URL.search(text)
+        or _HTML.search(text)
+        or _SHELL_ANYWHERE.search(text)
+    )
 
 
 def commands_seen(runs: Iterable[Trajectory]) -> frozenset[str]:

@@ -12,10 +12,10 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from evolver.checks import Measured, check_lines
+from evolver.checks import Measured
 from evolver.cluster import Cluster
 from evolver.conditions import Condition, failure_conditions
-from evolver.examples import Example, worked_examples
+from evolver.examples import Example, nearest_example, worked_examples
 from evolver.graph import (
     error_patterns,
     evidence,
@@ -24,7 +24,9 @@ from evolver.graph import (
     recovered_errors,
 )
 from evolver.guidance import Guidance
+from evolver.llm_validate import looks_injected
 from evolver.model import Trajectory
+from evolver.naming import excerpt
 from evolver.redact import sanitize_inline
 from evolver.skilldoc import find_managed_block
 
@@ -195,10 +197,14 @@ def render_block(
     cluster: Cluster,
     max_listed_ids: int = 20,
     guide: Guidance | None = None,
-    measured: Sequence[Measured] = (),
+    measured: Sequence[Measured] | None = None,
 ) -> str:
     """The managed block: when to use, preconditions, procedure, verification, pitfalls,
-    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses."""
+    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses. Given
+    `measured` (the checks that held out), every guidance line is one of them, with its
+    held-out figures; what was seen but not validated is stated as evidence only."""
+    if measured is not None:
+        return _checked_block(cluster, max_listed_ids, guide or Guidance(), measured)
     runs = cluster.members
     guide = guide or Guidance()
     ev = evidence(runs)
@@ -219,7 +225,6 @@ def render_block(
     lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
     lines += _section("Guardrails", guide.guardrails)
     lines += _section("Tool notes", guide.tool_notes)
-    lines += _section("Checks", _checks(measured))
     listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
     more = len(ev.trajectory_ids) - max_listed_ids
     unknown = ev.runs - ev.successes - ev.failures
@@ -239,17 +244,166 @@ def render_block(
     return "\n".join(lines)
 
 
-def _checks(measured: Sequence[Measured]) -> list[str]:
-    if not measured:
-        return []
-    lines = [
-        "Each line was a hypothesis tested on tasks it was not learned from; the figures are "
-        "from those held-out tasks.",
-        "",
+NO_STEP = (
+    "No step has held out yet on tasks it was not learned from; the evidence below shows what "
+    "successful runs did."
+)
+NO_PITFALL = "- None has held out yet on tasks it was not learned from."
+HELD_OUT_NOTE = (
+    "Every line below was tested on tasks it was not learned from: the figures say how often "
+    "runs that followed it succeeded, and runs that did not."
+)
+
+
+def _ordered_steps(runs: Sequence[Trajectory], steps: Sequence[Measured]) -> list[Measured]:
+    """Procedure steps in the order successful runs first took them (median position)."""
+    where: dict[str, list[int]] = {}
+    for run in ok_runs(runs):
+        seen: set[str] = set()
+        for i, call in enumerate(run.tool_calls):
+            if call.name not in seen:
+                seen.add(call.name)
+                where.setdefault(call.name, []).append(i)
+
+    def position(m: Measured) -> tuple[float, str]:
+        found = sorted(where.get(m.check.op, [10**6]))
+        return (found[len(found) // 2], m.check.op)
+
+    return sorted(steps, key=position)
+
+
+def _examples_of(runs: Sequence[Trajectory], m: Measured) -> list[str]:
+    """The worked examples of a kept example check, each as a short excerpt of a request it
+    stands for and the changes it made."""
+    lines = [f"{m.check.sentence()} ({m.figures()})", ""]
+    ok = sorted(ok_runs(runs), key=lambda r: r.id)
+    tasks = [r.task for r in runs]
+    for example in m.check.examples[:8]:
+        request = next((r.task for r in ok if nearest_example(r.task, [example])), None)
+        shown = safe_excerpt(request, tasks) if request else None
+        shown = shown or sanitize_inline(" ".join(example.words), 160).replace('"', "")
+        made = ", ".join(code(t) for t in sorted(example.changes)) or "nothing"
+        lines.append(f'- "{shown}": changed {made} ({plural(example.runs, "run")})')
+    return lines
+
+
+def safe_excerpt(task: str, tasks: Sequence[str], max_words: int = 16) -> str | None:
+    """A short excerpt of a request for a skill: redacted, values generalised to their kinds,
+    words that only this request used (a name, an address) left out, and nothing that reads
+    as an instruction to the agent; None when too little is left or it reads as one."""
+    shown = excerpt(task, max_words)
+    if not shown or looks_injected(shown):
+        return None
+    seen: Counter[str] = Counter()
+    for text in set(tasks):
+        seen.update({w.lower() for w in _WORD.findall(text)})
+    words = shown.split()
+    kept = [
+        w if seen[_WORD_STRIP.sub("", w).lower()] >= 2 or not _WORD.search(w) else "…"
+        for w in words
     ]
-    for section, found in check_lines(measured).items():
-        lines += [f"{section}:", "", *found, ""]
-    return lines[:-1]
+    if kept.count("…") * 3 > len(kept):
+        return None
+    out: list[str] = []
+    for w in kept:
+        if not (w == "…" and out and out[-1] == "…"):
+            out.append(w)
+    return " ".join(out)
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+_WORD_STRIP = re.compile(r"[^A-Za-z'’-]")
+
+
+def _checked_block(
+    cluster: Cluster, max_listed_ids: int, guide: Guidance, measured: Sequence[Measured]
+) -> str:
+    runs = cluster.members
+    every = tool_runs(runs)
+    by: dict[str, list[Measured]] = {}
+    for m in measured:
+        by.setdefault(m.check.section, []).append(m)
+
+    def lines_of(section: str) -> list[str]:
+        return [f"- {m.check.sentence()} ({m.figures()})" for m in by.get(section, [])]
+
+    lines = ["## When to use", ""]
+    requests = _requests(runs)
+    if requests:
+        lines.append("- Requests like: " + "; ".join(f'"{r}"' for r in requests))
+    if cluster.keywords:
+        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
+    tools = main_tools(runs)
+    if tools:
+        shown = ", ".join(f"{code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
+        lines.append(f"- Main tools: {shown}")
+    steps = _ordered_steps(runs, by.get("Procedure", []))
+    lines += ["", "## Procedure", ""]
+    if measured:
+        lines += [HELD_OUT_NOTE, ""]
+    if steps:
+        lines += [f"{i}. {m.check.sentence()} ({m.figures()})" for i, m in enumerate(steps, 1)]
+    else:
+        lines.append(NO_STEP)
+    lines += _section("Preconditions", lines_of("Preconditions"))
+    lines += _section("Uses", guide.uses)
+    for m in by.get("Examples", [])[:1]:
+        lines += _section("Examples", _examples_of(runs, m))
+    lines += _section("Verification", lines_of("Verification"))
+    lines += ["", "## Pitfalls", "", *(lines_of("Pitfalls") or [NO_PITFALL])]
+    lines += _section("Guardrails", lines_of("Guardrails"))
+    lines += _section("Tool notes", lines_of("Tool notes"))
+    lines += ["", *_evidence(cluster, max_listed_ids, guide)]
+    return "\n".join(lines)
+
+
+def _requests(runs: Sequence[Trajectory], limit: int = 3) -> list[str]:
+    """Short excerpts of the requests successful runs resolved, most common first."""
+    seen: Counter[str] = Counter()
+    tasks = [r.task for r in runs]
+    for run in sorted(ok_runs(runs), key=lambda r: r.id):
+        shown = safe_excerpt(run.task, tasks, 14)
+        if shown:
+            seen[shown] += 1
+    return sorted(seen, key=lambda t: (-seen[t], t))[:limit]
+
+
+def _evidence(cluster: Cluster, max_listed_ids: int, guide: Guidance) -> list[str]:
+    """What the runs showed, figures only: the common path of successes and the errors seen
+    are observations here, not guidance (guidance is what held out)."""
+    runs = cluster.members
+    ev = evidence(runs)
+    counts = path_counts(runs)
+    listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
+    more = len(ev.trajectory_ids) - max_listed_ids
+    unknown = ev.runs - ev.successes - ev.failures
+    lines = [
+        "## Evidence",
+        "",
+        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, {unknown} unknown); "
+        f"success rate {percent(ev.successes, ev.successes + ev.failures)}",
+    ]
+    if counts:
+        best = min(counts, key=lambda p: (-counts[p], len(p), p))
+        shown = " → ".join(code(t, 60) for t in best[:8]) + (" → …" if len(best) > 8 else "")
+        lines.append(
+            f"- Most common path of successful runs ({counts[best]} of "
+            f"{len(ok_runs(runs))}): {shown}"
+        )
+    for pattern in error_patterns(runs)[:3]:
+        lines.append(
+            f'- Error seen: {code(pattern.tool)} "{pattern.message}" '
+            f"({plural(pattern.failed_runs, 'failed run')})"
+        )
+    if guide.categories:
+        found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
+        lines.append(f"- Diagnosed failures: {found}")
+    lines += [
+        f"- Cluster: `{cluster.id}`",
+        f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
+        f"- Fingerprint: `{ev.fingerprint}`",
+    ]
+    return lines
 
 
 def _section(title: str, body: Sequence[str]) -> list[str]:

@@ -52,16 +52,27 @@ def test_the_taught_form_is_written_read_back_and_checked():
     assert (found.answered, found.failed_other) == (6, 4)
     (group,) = cluster(planted())
     change = synthesize(group, "last-hba1c")
+    assert change is not None
     assert (
-        '- Successful runs gave the final answer as `FINISH([n, "text"])` (5 runs), where n '
-        'stands for a number and "text" for a string; 4 failed runs answered in another form.'
+        '- Give the final answer in the form `FINISH([n, "text"])`. (held out: 100% of 5 runs '
+        "that did succeeded, 20% of 5 that did not)"
     ) in change.content
-    spec = skill_spec(SkillDoc(name=change.skill, text=change.content))
-    assert spec is not None and spec.answer_forms == {'FINISH([n, "text"])'}
+    doc = SkillDoc(name=change.skill, text=change.content, files=change.files)
+    spec = skill_spec(doc)
+    assert spec is not None and spec.checks is not None
     good = lab_run("h1", 'FINISH([7.0, "2024-01-01"])', False)  # outcomes are not looked at
     bad = lab_run("h2", 'FINISH([{"value": 7.0}])', True)
-    assert answers_as_taught(good, spec) and not answers_as_taught(bad, spec)
-    assert compliance(bad, spec) == compliance(good, spec) / 2
+    assert compliance(good, spec) > 0.5 > compliance(bad, spec)
+    # a person's skill that names the form in prose is read and checked the old way
+    prose = SkillDoc(
+        name="last-hba1c",
+        text=change.content.split("<!-- skillforge:begin -->")[0]
+        + "## Procedure\n\n1. Call `get_observation`.\n\n## Verification\n\n"
+        '- Successful runs gave the final answer as `FINISH([n, "text"])` (5 runs).\n',
+    )
+    old = skill_spec(prose)
+    assert old is not None and old.answer_forms == {'FINISH([n, "text"])'}
+    assert answers_as_taught(good, old) and not answers_as_taught(bad, old)
 
 
 def test_prose_or_disagreeing_answers_teach_no_form():

@@ -92,15 +92,27 @@ def test_a_fact_that_could_be_chance_is_not_a_condition():
 def test_conditions_become_pitfalls_that_a_held_out_run_is_checked_against():
     (group,) = cluster(planted())
     change = synthesize(group, "cancel-order")
+    assert change is not None
     assert (
-        "- `cancel_order` was called after `get_order` returned `status` = `shipped` "
-        "in 4 failed runs and in none of the 8 successful runs that called it."
+        "- Do not call `cancel_order` after `get_order` returned `status` = `shipped`. "
+        "(held out: 62% of 13 runs that did succeeded, 0% of 4 that did not)"
     ) in change.content
-    assert "`refund_method` = `gift_card` in 4 failed runs" in change.content
-    spec = skill_spec(SkillDoc(name=change.skill, text=change.content))
+    assert "Do not call `cancel_order` with `refund_method` = `gift_card`." in change.content
+    spec = skill_spec(SkillDoc(name=change.skill, text=change.content, files=change.files))
+    assert spec is not None and spec.checks is not None
+    shipped, pending = order_run("h1", "shipped", True), order_run("h2", "pending", True)
+    assert compliance(shipped, spec) < compliance(pending, spec)
+
+
+def test_a_persons_conditions_in_prose_are_still_checked():
+    text = (
+        "---\nname: cancel-order\ndescription: Cancel orders.\n---\n## Procedure\n\n"
+        "1. Call `get_order`.\n2. Call `cancel_order`.\n\n## Pitfalls\n\n"
+        "- `cancel_order` was called after `get_order` returned `status` = `shipped` "
+        "in 4 failed runs and in none of the 8 successful runs that called it.\n"
+    )
+    spec = skill_spec(SkillDoc(name="cancel-order", text=text))
     assert spec is not None
-    kinds = {p.fact for p in spec.pitfalls if p.kind == "condition"}
-    assert Fact("get_order", "status", "shipped") in kinds
     shipped, pending = order_run("h1", "shipped", True), order_run("h2", "pending", True)
     assert [p.fact for p in pitfall_hits(shipped, spec)] == [Fact("get_order", "status", "shipped")]
     assert pitfall_hits(pending, spec) == []

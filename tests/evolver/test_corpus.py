@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
@@ -24,17 +25,24 @@ def test_airline_trials_give_several_grounded_skills(
     assert len(cs.changes) >= 3
     assert sum(r.size for r in cs.clusters) == 100
     by_id = {r.id: r for r in airline01}
+    lessons = 0
     for change in cs.changes:
         members = [by_id[i] for i in change.evidence.trajectory_ids]
         used = {call.name for r in members for call in r.tool_calls}
         procedure = change.content.split("## Procedure\n", 1)[1].split("## Pitfalls", 1)[0]
         steps = re.findall(r"^\d+\. Call `([^`]+)`", procedure, re.M)
-        assert steps, change.skill
         assert set(steps) <= used, change.skill
+        # every lesson in checks.json is in the skill, with its held-out figures
+        written = json.loads(change.files.get("checks.json", '{"checks": []}'))["checks"]
+        for check in written:  # a functional skill (shared steps) has none
+            assert check["says"] in change.content, (change.skill, check["says"])
+            lessons += 1
+        assert change.content.count("(held out") >= len(written)
         fm, _ = parse(change.content)
         assert fm["metadata"]["skillforge.cluster"] == change.cluster
         assert change.evidence.successes >= 2
     assert any("cancel" in c.skill for c in cs.changes)
+    assert lessons >= 3  # 100 runs on 50 tasks are enough to test some lessons out of sample
     _check_all(tmp_path, cs)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from evolver.changes import SkillDoc
 from evolver.cluster import Cluster, cluster
 from evolver.diagnose import Diagnosis, diagnose_all
@@ -42,28 +40,47 @@ def test_errors_in_successful_runs_are_not_failure_patterns() -> None:
     assert error_patterns(runs) == ()
 
 
-def test_pitfalls_section_shows_counts() -> None:
-    change = synthesize(_refund_cluster(), "issue-refund")
+def _big_refund_cluster() -> Cluster:
+    """Enough refund tasks (8 successes, 6 failures) for a lesson to be tested on tasks it
+    was not learned from."""
+    runs = refund_runs(n_ok=8, n_failed=6) + shipping_runs()
+    return next(c for c in cluster(runs, 0.3) if c.members[0].id.startswith("r"))
+
+
+def test_pitfalls_are_the_lessons_that_held_out_with_their_figures() -> None:
+    change = synthesize(_big_refund_cluster(), "issue-refund")
     assert change is not None
     pitfalls = _section(change.content, "Pitfalls")
-    assert (
-        '`issue_refund` failed with "refund window closed for order N": '
-        "seen 4 times in 3 failed runs" in pitfalls
-    )
-    assert "`escalate_ticket` was used by 1 failed run and by no successful run" in pitfalls
+    notes = _section(change.content, "Tool notes")
+    # every failed run both left out `amount` and hit the refund-window error: one piece of
+    # evidence, so one line (the argument rule), with the held-out figures
+    figures = "(held out: 100% of 8 runs that did succeeded, 0% of 6 that did not)"
+    amount = "- Pass `amount` to every `issue_refund` call. " + figures
+    error = '- `issue_refund` failing with "refund window closed for order N"'
+    assert (amount in notes) != (error in pitfalls)
+    # one failed run escalated: a one-off is evidence, never a lesson
+    assert "escalate_ticket" not in pitfalls
     assert "B12345" not in change.content  # ids inside error texts are abstracted
 
 
-def test_procedure_follows_the_best_path_with_argument_keys() -> None:
+def test_small_clusters_write_no_untested_lessons() -> None:
+    """7 runs cannot test a lesson on held-out tasks: the skill says so, and shows what was
+    seen as evidence only."""
     change = synthesize(_refund_cluster(), "issue-refund")
     assert change is not None
-    procedure = _section(change.content, "Procedure")
-    assert "Followed by 3 of 4 successful runs" in procedure
-    steps = re.findall(r"^\d+\. Call `([^`]+)` with (.*)\.$", procedure, re.M)
-    assert steps == [
-        ("find_order", "`order_id`, `customer`"),
-        ("issue_refund", "`amount`, `order_id`"),
-    ]
+    assert "None has held out yet" in _section(change.content, "Pitfalls")
+    evidence = _section(change.content, "Evidence")
+    assert "Most common path of successful runs (3 of 4): `find_order` → `issue_refund`" in (
+        evidence
+    )
+    assert 'Error seen: `issue_refund` "refund window closed for order N"' in evidence
+
+
+def test_argument_rules_that_held_out_become_tool_notes() -> None:
+    change = synthesize(_big_refund_cluster(), "issue-refund")
+    assert change is not None
+    notes = _section(change.content, "Tool notes")
+    assert "- Pass `customer` to every `find_order` call. (held out: 100% of 7" in notes
     assert argument_keys(refund_runs(), "find_order") == ["order_id", "customer"]
 
 
@@ -264,12 +281,13 @@ def test_reviewer_description_edit_alone_is_not_reverted() -> None:
     edited = doc.text.replace(fm["description"], "Refunds, reworded by a reviewer.")
     assert synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=edited)) is None
     # An edit inside the block stands too, until new evidence makes a rewrite worth proposing.
-    tampered = doc.text.replace("1. Call `find_order`", "1. Call `whatever`")
+    tampered = doc.text.replace("None has held out yet", "Be careful with refunds")
+    assert tampered != doc.text
     assert synthesize(c, "issue-refund", SkillDoc(name="issue-refund", text=tampered)) is None
     rewrite = synthesize(
         _with_new_failures(3), "issue-refund", SkillDoc(name="issue-refund", text=tampered)
     )
-    assert rewrite is not None and "1. Call `find_order`" in rewrite.content
+    assert rewrite is not None and "Be careful with refunds" not in rewrite.content
 
 
 def test_person_skill_with_bad_frontmatter_is_flagged_not_rewritten() -> None:
