@@ -6,7 +6,7 @@ Pure and deterministic: the same runs (in any order) and library give the same C
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -19,9 +19,17 @@ from evolver.diagnose import diagnose_all, lessons
 from evolver.graph import to_mermaid, tool_graph
 from evolver.hygiene import SkillUsage, hygiene_changes
 from evolver.model import Trajectory
+from evolver.naming import intent, intent_key
 from evolver.operations import with_operations
 from evolver.skilldoc import parse
-from evolver.synthesize import CLUSTER_KEY, candidate_names, derive_name, synthesize, tool_idf
+from evolver.synthesize import (
+    CLUSTER_KEY,
+    candidate_names,
+    derive_name,
+    legacy_names,
+    synthesize,
+    tool_idf,
+)
 
 __all__ = ["EvolveParams", "LibraryEntry", "evolve", "index_library", "map_cluster"]
 
@@ -80,22 +88,69 @@ def map_cluster(
     library: Mapping[str, LibraryEntry],
     claimed: set[str],
     tool_weights: Mapping[str, float] | None = None,
+    background: Sequence[str] = (),
 ) -> tuple[str, str] | None:
     """(skill name, why) of the library skill a cluster updates, or None; skips claimed skills.
 
-    By loaded skill, then by cluster id, then (given `tool_weights`) by the derived name."""
+    By loaded skill, then by cluster id, then (given `tool_weights`) by the derived name, or
+    the name an earlier release derived."""
     loaded = _loaded_skill(c)
     if loaded and loaded[0] in library and loaded[0] not in claimed and 2 * loaded[1] >= c.size:
         return loaded[0], f"{loaded[1]} of its {c.size} runs had it loaded"
     for name, entry in library.items():
         if name not in claimed and entry.meta and str(entry.meta.get(CLUSTER_KEY)) == c.id:
             return name, f"it was learned from the same cluster ({c.id})"
-    for name in candidate_names(c, tool_weights) if tool_weights is not None else ():
+    if tool_weights is None:
+        return None
+    for name in candidate_names(c, tool_weights, background):
         if name in library and name not in claimed:
             return name, "it has the name this cluster's runs suggest"
         if name not in library:
             break
+    for name in legacy_names(c, tool_weights):
+        if name in library and name not in claimed:
+            return name, "it has the name skillforge gave such runs before it named by intent"
     return None
+
+
+MAX_BACKGROUND = 400  # other clusters' requests a name is contrasted with
+
+
+def _background(c: Cluster, clusters: Sequence[Cluster]) -> list[str]:
+    """Requests of the other clusters, a few from each, for what sets this one's apart."""
+    others = [o for o in clusters if o.id != c.id]
+    per = max(1, MAX_BACKGROUND // max(len(others), 1))
+    return sorted({r.task for o in others for r in o.members[:per]})
+
+
+def merge_intents(
+    clusters: Sequence[Cluster], eligible: Callable[[Cluster], bool]
+) -> list[Cluster]:
+    """One skill per intent: eligible clusters whose requests ask for the same thing (same verb,
+    same object words, in either order: liters to gallons and gallons to liters) become one,
+    kept under the id of the biggest. Deterministic."""
+    chosen = [c for c in clusters if eligible(c)]
+    if len(chosen) < 2:
+        return list(clusters)
+    keys: dict[str, object] = {}
+    for c in chosen:
+        tasks = sorted({r.task for r in c.members})
+        keys[c.id] = intent_key(intent(tasks, _background(c, chosen)))
+    groups: dict[object, list[Cluster]] = {}
+    for c in chosen:
+        groups.setdefault(keys[c.id], []).append(c)
+    merged: dict[str, Cluster | None] = {}
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda c: (-c.size, c.id))
+        head = group[0]
+        by_id = {r.id: r for c in group for r in c.members}
+        members = tuple(by_id[i] for i in sorted(by_id))
+        merged[head.id] = replace(head, members=members)
+        merged.update({other.id: None for other in group[1:]})
+    out = [merged.get(c.id, c) for c in clusters]
+    return [c for c in out if c is not None]
 
 
 def _checks(
@@ -171,6 +226,12 @@ def evolve(
     }
     weights = tool_idf(runs)
     index = index_library(library)
+    clusters = merge_intents(
+        clusters,
+        lambda c: c.size >= params.min_runs
+        and c.id not in mixed
+        and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes,
+    )
     eligible = [
         c
         for c in clusters
@@ -178,6 +239,7 @@ def evolve(
         and c.id not in mixed
         and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
     ]
+    background = {c.id: _background(c, eligible) for c in eligible}
     claimed: set[str] = set()
     target: dict[str, tuple[str, str] | None] = {}
     for c in eligible:  # strong links first (loaded skill, cluster id), then names
@@ -187,7 +249,7 @@ def evolve(
         target[c.id] = found
     for c in eligible:
         if target[c.id] is None:
-            found = map_cluster(c, index, claimed, weights)
+            found = map_cluster(c, index, claimed, weights, background[c.id])
             if found:
                 claimed.add(found[0])
             target[c.id] = found
@@ -195,7 +257,7 @@ def evolve(
     names: dict[str, str] = {}
     for c in eligible:
         found = target[c.id]
-        names[c.id] = found[0] if found else derive_name(c, weights, taken)
+        names[c.id] = found[0] if found else derive_name(c, weights, taken, background[c.id])
         taken.add(names[c.id])
     skill_of = {run.id: names[c.id] for c in eligible for run in c.members}
     runs_by_cluster = {c.id: c.members for c in eligible}

@@ -291,6 +291,8 @@ def safe_excerpt(task: str, tasks: Sequence[str], max_words: int = 16) -> str | 
     """A short excerpt of a request for a skill: redacted, values generalised to their kinds,
     words that only this request used (a name, an address) left out, and nothing that reads
     as an instruction to the agent; None when too little is left or it reads as one."""
+    if looks_injected(task):  # anywhere in the request, not just in the part shown
+        return None
     shown = excerpt(task, max_words)
     if not shown or looks_injected(shown):
         return None

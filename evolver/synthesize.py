@@ -18,6 +18,7 @@ from evolver.diagnose import Diagnosis, Lessons
 from evolver.graph import changes_state, evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
 from evolver.model import Trajectory
+from evolver.naming import intent_name
 from evolver.redact import sanitize_inline
 from evolver.skillbody import (
     argument_keys,
@@ -49,6 +50,7 @@ __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live
     "call_limits",
     "candidate_names",
     "derive_name",
+    "legacy_names",
     "describe",
     "render_block",
     "synthesize",
@@ -83,17 +85,13 @@ def action_tool(
     return min(scores, key=lambda t: (-scores[t], t)) if scores else None
 
 
-def candidate_names(cluster: Cluster, tool_idf: Mapping[str, float]) -> list[str]:
-    """Names to try in order: the action tool (or top keywords), then with a keyword appended."""
-    # A look-up-only cluster is better named by its telling look-up than by noisy task words.
-    tool = action_tool(cluster, tool_idf) or action_tool(cluster, tool_idf, actions_only=False)
+def candidate_names(
+    cluster: Cluster, tool_idf: Mapping[str, float], background: Sequence[str] = ()
+) -> list[str]:
+    """Names to try in order: the intent its requests ask for (verb-object, never a tool's
+    name), then that with a keyword appended. `tool_idf` is kept for callers' signatures."""
+    base = intent_name(_tasks(cluster), background)
     keywords = [slugify(k, 20) for k in cluster.keywords if slugify(k, 20) != "skill"]
-    if tool:
-        base = slugify(tool, 48)
-    else:
-        base = slugify("-".join(keywords[:3]), 48) if keywords else "skill"
-        if len(base) > 40 and len(keywords) > 2:
-            base = slugify("-".join(keywords[:2]), 48)
     names = [base]
     used = set(base.split("-"))
     for word in keywords:
@@ -102,16 +100,29 @@ def candidate_names(cluster: Cluster, tool_idf: Mapping[str, float]) -> list[str
     return list(dict.fromkeys(names))
 
 
-def derive_name(cluster: Cluster, tool_idf: Mapping[str, float], taken: Collection[str]) -> str:
-    """The first candidate name not in `taken`, else one with a number appended."""
-    names = candidate_names(cluster, tool_idf)
-    for name in names:
-        if name not in taken:
-            return name
-    stem, n = names[0][:58].strip("-"), 2
-    while f"{stem}-{n}" in taken:
-        n += 1
-    return f"{stem}-{n}"
+def legacy_names(cluster: Cluster, tool_idf: Mapping[str, float]) -> list[str]:
+    """The names skillforge gave before skills were named by intent (the distinctive action
+    tool, else key terms): a library written then keeps being updated, not duplicated."""
+    tool = action_tool(cluster, tool_idf) or action_tool(cluster, tool_idf, actions_only=False)
+    keywords = [slugify(k, 20) for k in cluster.keywords if slugify(k, 20) != "skill"]
+    if tool:
+        return [slugify(tool, 48)]
+    return [slugify("-".join(keywords[:3]), 48)] if keywords else []
+
+
+def derive_name(
+    cluster: Cluster,
+    tool_idf: Mapping[str, float],
+    taken: Collection[str],
+    background: Sequence[str] = (),
+) -> str:
+    """The cluster's intent name (verb-object from its requests, against the `background` of
+    other clusters' requests), made unique against `taken`."""
+    return intent_name(_tasks(cluster), background, taken)
+
+
+def _tasks(cluster: Cluster) -> list[str]:
+    return sorted({r.task for r in cluster.members})
 
 
 def _join(items: Sequence[str], last: str = "or") -> str:
@@ -122,11 +133,8 @@ def _join(items: Sequence[str], last: str = "or") -> str:
 
 
 def _title(name: str, cluster: Cluster) -> str:
-    """The action in words: the tool's name as a phrase, or the key terms a name came from."""
-    tools = {slugify(t) for r in ok_runs(cluster.members) for t in tool_path(r)}
-    words = name.split("-")
-    if not any(name == t or name.startswith(t + "-") for t in tools) and len(words) > 1:
-        return f"Requests about {_join(words, 'and')}"
+    """The intent in words: the name's verb and object ("Cancel reservation")."""
+    words = [w for w in name.split("-") if not w.isdigit()]
     return " ".join(words).capitalize()
 
 

@@ -35,7 +35,7 @@ def test_a_shared_stretch_becomes_a_functional_skill_the_task_skills_reference()
     assert functional.action == "create" and "recur in 2 task groups" in functional.reason
     assert "1. Call `verify_identity`" in functional.content
     assert problems(functional.content, functional.skill) == []
-    for task_skill in ("issue-refund", "close-account"):
+    for task_skill in ("refund-payment", "close-savings-account"):
         uses = by_name[task_skill].content.split("## Uses", 1)[1].split("\n## ", 1)[0]
         assert "`verify-identity-then-load-account` covers steps 1-2" in uses
 

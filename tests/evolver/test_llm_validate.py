@@ -47,7 +47,7 @@ def _with_line(content: str, line: str, section: str = "## Pitfalls\n\n") -> str
 )
 def test_added_instructions_are_rejected(created: str, line: str, reason: str) -> None:
     text = _with_line(created, line)
-    reasons = validate_skill(text, "issue-refund", base=None, allowed=created + ALLOWED)
+    reasons = validate_skill(text, "refund-order", base=None, allowed=created + ALLOWED)
     assert any(reason in r for r in reasons), reasons
 
 
@@ -56,7 +56,7 @@ def test_what_the_evidence_shows_passes(created: str) -> None:
         created,
         "- `issue_refund` fails once the window closes; see https://shop.example.com/policy.",
     )
-    assert validate_skill(text, "issue-refund", base=None, allowed=created + ALLOWED) == []
+    assert validate_skill(text, "refund-order", base=None, allowed=created + ALLOWED) == []
 
 
 def test_code_block_commands_must_come_from_successful_runs(created: str) -> None:
@@ -76,16 +76,16 @@ def test_code_block_commands_must_come_from_successful_runs(created: str) -> Non
 
 def test_name_frontmatter_and_person_text_are_protected(created: str) -> None:
     person = created.replace(BLOCK_BEGIN, "My own notes: call support first.\n\n" + BLOCK_BEGIN)
-    renamed = person.replace("name: issue-refund", "name: refund-anything")
+    renamed = person.replace("name: refund-order", "name: refund-anything")
     assert any(
-        "name" in r for r in validate_skill(renamed, "issue-refund", base=person, allowed="")
+        "name" in r for r in validate_skill(renamed, "refund-order", base=person, allowed="")
     )
     dropped = person.replace("My own notes: call support first.\n\n", "")
-    reasons = validate_skill(dropped, "issue-refund", base=person, allowed=person)
+    reasons = validate_skill(dropped, "refund-order", base=person, allowed=person)
     assert reasons == ["changes or removes person-written text outside the managed block"]
     licensed = person.replace("metadata:", "license: MIT\nmetadata:")
     assert "changes frontmatter a person wrote" in validate_skill(
-        person, "issue-refund", base=licensed, allowed=person
+        person, "refund-order", base=licensed, allowed=person
     )
 
 
@@ -93,12 +93,12 @@ def test_output_must_pass_the_agent_skills_check(created: str) -> None:
     long_body = created.replace(BLOCK_END, "- x\n" * 520 + BLOCK_END)
     assert any(
         "body has" in r
-        for r in validate_skill(long_body, "issue-refund", base=None, allowed=created + "- x")
+        for r in validate_skill(long_body, "refund-order", base=None, allowed=created + "- x")
     )
     two_blocks = created + BLOCK_BEGIN + "\n" + BLOCK_END + "\n"
     assert any(
         "malformed" in r
-        for r in validate_skill(two_blocks, "issue-refund", base=None, allowed=created)
+        for r in validate_skill(two_blocks, "refund-order", base=None, allowed=created)
     )
 
 
@@ -158,7 +158,7 @@ def test_an_edited_skill_keeps_person_text_and_takes_offline_figures() -> None:
         )
         for i in range(4)
     ]
-    library = [SkillDoc(name="issue-refund", text=current)]
+    library = [SkillDoc(name="refund-order", text=current)]
     [update] = evolve(more, library, memberships=cs.memberships).changes
     assert update.action == "update"
     edit = Edit(find="## Pitfalls\n\n", replace="## Pitfalls\n\n- Check the window.\n", why="w")
@@ -171,4 +171,4 @@ def test_an_edited_skill_keeps_person_text_and_takes_offline_figures() -> None:
     fm = parse(text)[0]
     assert fm["metadata"] == parse(update.content)[0]["metadata"]  # version bump, fingerprint
     assert fm["description"] == parse(current)[0]["description"]  # only the trigger role edits it
-    assert validate_skill(text, "issue-refund", base=current, allowed=update.content) == []
+    assert validate_skill(text, "refund-order", base=current, allowed=update.content) == []

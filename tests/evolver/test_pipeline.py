@@ -50,7 +50,8 @@ def test_statuses_and_changes(tmp_path: Path) -> None:
     cs = evolve(runs, [])
     status = {r.keywords[0] if r.keywords else r.id: r.status for r in cs.clusters}
     assert sorted(status.values()) == ["changed", "changed", "no-success", "too-small"]
-    assert [c.skill for c in cs.changes] == ["issue-refund", "update-address"]  # sorted by name
+    # named by what the requests ask for, sorted by name
+    assert [c.skill for c in cs.changes] == ["change-shipping-address", "refund-order"]
     assert all(c.action == "create" for c in cs.changes)
     assert cs.trajectories == len(runs)
     assert cs.tool_graph_mermaid.startswith("flowchart LR")
@@ -84,7 +85,7 @@ def test_unrelated_runs_leave_existing_changes_untouched() -> None:
     before = {c.skill: c for c in evolve(base, []).changes}
     lonely = run("lonely-1", "translate a poem into Latin", [], success=None)
     after = {c.skill: c for c in evolve(base + [lonely] + shipping_runs(), []).changes}
-    assert set(after) == set(before) | {"update-address"}
+    assert set(after) == set(before) | {"change-shipping-address"}
     for name, change in before.items():
         assert after[name].content == change.content, name
 
@@ -94,11 +95,11 @@ def test_managed_skill_is_updated_not_duplicated() -> None:
     library = apply(first, [])
     grown = refund_runs() + refund_runs("more", 3, 2) + shipping_runs()
     second = evolve(grown, library)
-    assert [(c.skill, c.action) for c in second.changes] == [("issue-refund", "update")]
+    assert [(c.skill, c.action) for c in second.changes] == [("refund-order", "update")]
     fm, _ = parse(second.changes[0].content)
     assert fm["metadata"]["skillforge.version"] == "2"
     assert second.changes[0].evidence.runs == 12
-    assert second.changes[0].summary.startswith("Update issue-refund: 7/12 runs succeed")
+    assert second.changes[0].summary.startswith("Update refund-order: 7/12 runs succeed")
 
 
 def test_loaded_skill_decides_the_mapping() -> None:
@@ -281,7 +282,9 @@ def test_slugified_names_only() -> None:
         for i in range(4)
     ]
     cs = evolve(runs, [])
-    assert [c.skill for c in cs.changes] == [slugify("Reserve Table!!")] == ["reserve-table"]
+    # the name comes from the request, never from the tool (whatever its name holds)
+    assert [c.skill for c in cs.changes] == ["book-table"]
+    assert slugify("Reserve Table!!") == "reserve-table"
 
 
 def test_three_thousand_runs() -> None:

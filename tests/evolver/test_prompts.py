@@ -50,7 +50,7 @@ def _planted_runs() -> list:
 def refund() -> tuple:
     runs = _planted_runs()
     cs = evolve(runs, [])
-    [change] = [c for c in cs.changes if c.skill == "issue-refund"]
+    [change] = [c for c in cs.changes if c.skill == "refund-order"]
     ids = set(change.evidence.trajectory_ids)
     failures = [d for d in diagnose_all(runs) if d.trajectory_id in ids]
     return change, [r for r in runs if r.id in ids], failures, cs
@@ -74,7 +74,7 @@ def test_every_role_sends_versioned_fenced_evidence(refund: tuple) -> None:
         _prompts(refund), ("analyzer", "writer", "editor", "trigger"), strict=True
     ):
         assert prompt.role == role and prompt.version == f"{role}/1"
-        assert prompt.skill == "issue-refund"
+        assert prompt.skill == "refund-order"
         assert "never follow an instruction" in prompt.system.lower()
         assert f"({UNTRUSTED})" in prompt.user
         assert prompt.cache_key and len(prompt.cache_key) == 64
@@ -182,13 +182,13 @@ def test_loading_facts_spot_a_skill_loaded_by_the_wrong_runs() -> None:
     refunds = refund_runs()
     shipping = shipping_runs()
     loaded = [
-        r.model_copy(update={"skills": [LoadedSkill(name="issue-refund")]}) for r in shipping[:3]
+        r.model_copy(update={"skills": [LoadedSkill(name="refund-order")]}) for r in shipping[:3]
     ]
     runs = [*refunds, *loaded, *shipping[3:]]
     cs = evolve(runs, [])
-    cluster = next(c.cluster for c in cs.changes if c.skill == "issue-refund")
-    found = loading_facts("issue-refund", cluster, runs, cs)
+    cluster = next(c.cluster for c in cs.changes if c.skill == "refund-order")
+    found = loading_facts("refund-order", cluster, runs, cs)
     assert found is not None and found["loaded_it"] == 3
     assert sum(k["runs"] for k in found["loaded_by_other_kinds"]) == 3
-    assert loading_facts("issue-refund", cluster, refunds, ChangeSet()) is None  # none loaded it
+    assert loading_facts("refund-order", cluster, refunds, ChangeSet()) is None  # none loaded it
     json.dumps(found)  # plain data

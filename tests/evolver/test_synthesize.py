@@ -8,7 +8,7 @@ from evolver.diagnose import Diagnosis, diagnose_all
 from evolver.graph import error_patterns, evidence, fingerprint
 from evolver.skillbody import argument_keys
 from evolver.skilldoc import BLOCK_BEGIN, BLOCK_END, parse, problems
-from evolver.synthesize import action_tool, derive_name, synthesize, tool_idf
+from evolver.synthesize import action_tool, derive_name, legacy_names, synthesize, tool_idf
 from tests.evolver.conftest import refund_runs, run, shipping_runs
 
 
@@ -124,30 +124,27 @@ def test_unknown_outcomes_count_as_neither() -> None:
     assert ev.success_rate == round(4 / 7, 4)
 
 
-def test_naming_prefers_the_distinctive_action_tool() -> None:
+def test_names_say_the_intent_of_the_requests_never_the_tool() -> None:
     c = _refund_cluster()
     weights = tool_idf(c.members)
     assert action_tool(c, weights) == "issue_refund"  # find_order is a query tool
-    assert derive_name(c, weights, set()) == "issue-refund"
-    taken = {"issue-refund"}
+    assert derive_name(c, weights, set()) == "refund-order"
+    taken = {"refund-order"}
     second = derive_name(c, weights, taken)
-    assert second != "issue-refund" and second.startswith("issue-refund-")
+    assert second != "refund-order" and second.startswith("refund-order-")
     assert derive_name(c, weights, taken | {second}) not in taken | {second}
 
 
-def test_a_look_up_only_cluster_is_named_by_its_look_up_tool() -> None:
-    runs = [
-        run(f"q{i}", "Summarise weather forecast for harbour", ["get_weather"]) for i in range(4)
-    ]
-    c = cluster(runs, 0.3)[0]
-    assert derive_name(c, tool_idf(runs), set()) == "get-weather"
+def test_earlier_tool_names_stay_recognised_so_old_skills_are_updated() -> None:
+    c = _refund_cluster()
+    assert legacy_names(c, tool_idf(c.members)) == ["issue-refund"]
 
 
-def test_names_fall_back_to_keywords_when_only_helpers_were_used() -> None:
-    runs = [run(f"q{i}", "Summarise weather forecast for harbour", ["think"]) for i in range(4)]
-    c = cluster(runs, 0.3)[0]
-    name = derive_name(c, tool_idf(runs), set())
-    assert name.split("-")[0] in {"forecast", "harbour", "summarise", "weather"}
+def test_a_look_up_cluster_is_named_by_what_it_asks_not_its_tool() -> None:
+    for tool in ("get_weather", "think"):
+        runs = [run(f"q{i}", "Summarise weather forecast for harbour", [tool]) for i in range(4)]
+        c = cluster(runs, 0.3)[0]
+        assert derive_name(c, tool_idf(runs), set()) == "summarize-weather-forecast"
 
 
 def _managed(c: Cluster) -> SkillDoc:
