@@ -622,11 +622,18 @@ def _benjamini_hochberg(kept: Sequence[Measured], tested: int, alpha: float) -> 
 
 def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Measured]:
     """Drop a check that answers the same for every run as a stronger one already kept (a
-    limit of 2 and of 3 on a tool nobody calls 3 times): one line per piece of evidence."""
+    limit of 2 and of 3 on a tool nobody calls 3 times), and all but the strongest limit on
+    one tool or on the run: one line per piece of evidence."""
     seen: set[tuple[Any, ...]] = set()
+    limited: set[tuple[str, str]] = set()
     out: list[Measured] = []
     for m in kept:
-        sig = tuple(m.check.complies(p) if m.check.applies(p) else None for p in profiles)
+        c = m.check
+        if c.kind in ("limit", "steps"):
+            if (c.kind, c.op) in limited:
+                continue
+            limited.add((c.kind, c.op))
+        sig = tuple(c.complies(p) if c.applies(p) else None for p in profiles)
         if sig in seen:
             continue
         seen.add(sig)

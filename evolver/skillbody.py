@@ -348,7 +348,10 @@ def _checked_block(
     else:
         lines.append(NO_STEP)
     lines += _section("Preconditions", lines_of("Preconditions"))
-    lines += _section("Uses", guide.uses)
+    uses = [
+        u.replace("of the procedure", "of the most common path (see Evidence)") for u in guide.uses
+    ]
+    lines += _section("Uses", uses)
     for m in by.get("Examples", [])[:1]:
         lines += _section("Examples", _examples_of(runs, m))
     lines += _section("Verification", lines_of("Verification"))
