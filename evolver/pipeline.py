@@ -27,6 +27,7 @@ from evolver.synthesize import (
     candidate_names,
     derive_name,
     legacy_names,
+    naming_tasks,
     synthesize,
     tool_idf,
 )
@@ -134,8 +135,7 @@ def merge_intents(
         return list(clusters)
     keys: dict[str, object] = {}
     for c in chosen:
-        tasks = sorted({r.task for r in c.members})
-        keys[c.id] = intent_key(intent(tasks, _background(c, chosen)))
+        keys[c.id] = intent_key(intent(naming_tasks(c.members), _background(c, chosen)))
     groups: dict[object, list[Cluster]] = {}
     for c in chosen:
         groups.setdefault(keys[c.id], []).append(c)

@@ -248,6 +248,7 @@ NO_STEP = (
     "No step has held out yet on tasks it was not learned from; the evidence below shows what "
     "successful runs did."
 )
+MAX_EXCERPTED = 200  # successful requests read for the "Requests like" line
 NO_PITFALL = "- None has held out yet on tasks it was not learned from."
 HELD_OUT_NOTE = (
     "Every line below was tested on tasks it was not learned from: the figures say how often "
@@ -277,28 +278,34 @@ def _examples_of(runs: Sequence[Trajectory], m: Measured) -> list[str]:
     stands for and the changes it made."""
     lines = [f"{m.check.sentence()} ({m.figures()})", ""]
     ok = sorted(ok_runs(runs), key=lambda r: r.id)
-    tasks = [r.task for r in runs]
+    seen = request_words([r.task for r in runs])
     for example in m.check.examples[:8]:
         request = next((r.task for r in ok if nearest_example(r.task, [example])), None)
-        shown = safe_excerpt(request, tasks) if request else None
+        shown = safe_excerpt(request, seen) if request else None
         shown = shown or sanitize_inline(" ".join(example.words), 160).replace('"', "")
         made = ", ".join(code(t) for t in sorted(example.changes)) or "nothing"
         lines.append(f'- "{shown}": changed {made} ({plural(example.runs, "run")})')
     return lines
 
 
-def safe_excerpt(task: str, tasks: Sequence[str], max_words: int = 16) -> str | None:
+def request_words(tasks: Sequence[str]) -> Counter[str]:
+    """In how many distinct requests each word occurs (lowercase), for `safe_excerpt`."""
+    seen: Counter[str] = Counter()
+    for text in set(tasks):
+        seen.update({w.lower() for w in _WORD.findall(text)})
+    return seen
+
+
+def safe_excerpt(task: str, seen: Counter[str], max_words: int = 16) -> str | None:
     """A short excerpt of a request for a skill: redacted, values generalised to their kinds,
-    words that only this request used (a name, an address) left out, and nothing that reads
-    as an instruction to the agent; None when too little is left or it reads as one."""
+    words that only this request used (a name, an address; `seen` counts the requests each
+    word occurs in) left out, and nothing that reads as an instruction to the agent; None
+    when too little is left or it reads as one."""
     if looks_injected(task):  # anywhere in the request, not just in the part shown
         return None
     shown = excerpt(task, max_words)
     if not shown or looks_injected(shown):
         return None
-    seen: Counter[str] = Counter()
-    for text in set(tasks):
-        seen.update({w.lower() for w in _WORD.findall(text)})
     words = shown.split()
     kept = [
         w if seen[_WORD_STRIP.sub("", w).lower()] >= 2 or not _WORD.search(w) else "…"
@@ -365,9 +372,9 @@ def _checked_block(
 def _requests(runs: Sequence[Trajectory], limit: int = 3) -> list[str]:
     """Short excerpts of the requests successful runs resolved, most common first."""
     seen: Counter[str] = Counter()
-    tasks = [r.task for r in runs]
-    for run in sorted(ok_runs(runs), key=lambda r: r.id):
-        shown = safe_excerpt(run.task, tasks, 14)
+    seen_words = request_words([r.task for r in runs])
+    for run in sorted(ok_runs(runs), key=lambda r: r.id)[:MAX_EXCERPTED]:
+        shown = safe_excerpt(run.task, seen_words, 14)
         if shown:
             seen[shown] += 1
     return sorted(seen, key=lambda t: (-seen[t], t))[:limit]

@@ -6,6 +6,7 @@ managed block (and, for skillforge's own skills, the description) is ever regene
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -121,8 +122,20 @@ def derive_name(
     return intent_name(_tasks(cluster), background, taken)
 
 
+MAX_NAMING_TASKS = 300  # a family's requests read for its name: plenty to find its intent
+
+
+def naming_tasks(runs: Sequence[Trajectory], limit: int = MAX_NAMING_TASKS) -> list[str]:
+    """Distinct requests of some runs, at most `limit`, picked by a hash so the same runs give
+    the same pick in any order (naming reads each request closely; a sample says the same)."""
+    distinct = sorted({r.task for r in runs})
+    if len(distinct) <= limit:
+        return distinct
+    return sorted(distinct, key=lambda t: hashlib.sha256(t.encode()).digest())[:limit]
+
+
 def _tasks(cluster: Cluster) -> list[str]:
-    return sorted({r.task for r in cluster.members})
+    return naming_tasks(cluster.members)
 
 
 def _join(items: Sequence[str], last: str = "or") -> str:

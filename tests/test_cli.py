@@ -70,7 +70,7 @@ def test_ingest_evolve_review_and_status_from_the_command_line(capsys, workdir, 
 
     code, out, _ = run(capsys, "review", "reject", proposal, "--reason", "not now")
     assert code == 0 and "rejected" in out
-    code, out, _ = run(capsys, "history", "cancel-reservation")
+    code, out, _ = run(capsys, "history", "cancel-flight")
     assert code == 0 and f"{proposal}  create -> version 1  rejected (not now)" in out
     code, out, _ = run(capsys, "history", "no-such-skill")
     assert code == 0 and "no history for 'no-such-skill'" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -109,7 +110,12 @@ def test_accepting_merges_into_main_and_a_fresh_clone_has_valid_skills(
         text = (clone / name / "SKILL.md").read_text()
         procedure = text.split("## Procedure", 1)[1].split("\n## ", 1)[0]
         named = set(re.findall(r"^\d+\. [^`\n]*`([^`]+)`", procedure, re.M))
-        assert named and named <= tools, (name, named - tools)
+        assert named <= tools, (name, named - tools)
+        # the lessons travel with the skill, machine-readable, about tools the runs used
+        checks = json.loads((clone / name / "checks.json").read_text())["checks"]
+        assert checks, name
+        about = {c["op"] for c in checks} | {c.get("other") for c in checks if c.get("other")}
+        assert about - {"answer", "tool calls", "changes"} <= tools, (name, about - tools)
     with pytest.raises(ReviewError, match="already accepted"):
         review.accept(store, repo, result.proposal)
 
@@ -210,7 +216,6 @@ def test_clusters_persist_so_a_later_cycle_updates_the_accepted_skills(setup, ai
 
 
 def test_each_proposed_skill_comes_with_its_tool_graph(setup, airline_runs):
-    import json
     import xml.etree.ElementTree as ET
 
     config, repo, store = setup

@@ -94,7 +94,11 @@ def test_trajectories_in_reviewed_skills_out_agents_pull(tmp_path, airline_recor
     for path in learned:
         procedure = path.read_text().split("## Procedure", 1)[1].split("\n## ", 1)[0]
         named = set(re.findall(r"^\d+\. [^`\n]*`([^`]+)`", procedure, re.M))
-        assert named and named <= tools
+        assert named <= tools
+        # every lesson is in checks.json beside it, about tools the runs used
+        checks = json.loads((path.parent / "checks.json").read_text())["checks"]
+        about = {c["op"] for c in checks} | {c["other"] for c in checks if c.get("other")}
+        assert about - {"answer", "tool calls", "changes"} <= tools
 
 
 def small_run(i: int) -> dict:
