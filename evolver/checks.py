@@ -112,8 +112,10 @@ def profile(run: Trajectory) -> Profile:
                 repeated.add(c.name)
     keys = {(op, k) for op, sets in keys_of.items() for s in sets for k in s}
     missing = {(op, k) for op, k in keys if any(k not in s for s in keys_of[op])}
+    # what held when a call was made: its own arguments, or another tool's latest result (a
+    # tool's own earlier result only says it was called again, which `limit` asks directly)
     held = {
-        (op, f) for op, known in facts(run) for f in known if not is_helper(op)
+        (op, f) for op, known in facts(run) for f in known if not is_helper(op) and f.source != op
     }
     return Profile(
         ops=ops,
@@ -623,16 +625,17 @@ def _benjamini_hochberg(kept: Sequence[Measured], tested: int, alpha: float) -> 
 def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Measured]:
     """Drop a check that answers the same for every run as a stronger one already kept (a
     limit of 2 and of 3 on a tool nobody calls 3 times), and all but the strongest limit on
-    one tool or on the run: one line per piece of evidence."""
+    one tool or on the run, and value on one tool: one line per piece of evidence."""
     seen: set[tuple[Any, ...]] = set()
-    limited: set[tuple[str, str]] = set()
+    limited: set[tuple[str, str, str]] = set()
     out: list[Measured] = []
     for m in kept:
         c = m.check
-        if c.kind in ("limit", "steps"):
-            if (c.kind, c.op) in limited:
+        if c.kind in ("limit", "steps", "fact"):
+            # one limit per tool; one value per tool and source: the strongest
+            if (c.kind, c.op, c.other) in limited:
                 continue
-            limited.add((c.kind, c.op))
+            limited.add((c.kind, c.op, c.other))
         sig = tuple(c.complies(p) if c.applies(p) else None for p in profiles)
         if sig in seen:
             continue
@@ -666,6 +669,13 @@ def in_sample_effect(check: Check, profiles: Sequence[Profile], labels: Sequence
     return t[0] / t[1] - t[2] / t[3]
 
 
+def _question(c: Check) -> tuple[str, str, str, str, int]:
+    """What a check asks, regardless of its threshold for limits and budgets (one of each)."""
+    if c.kind in ("limit", "steps"):
+        return (c.kind, c.op, c.other, "", 0)
+    return (c.kind, c.op, c.other, c.text, c.n)
+
+
 def combined(
     own: Sequence[Measured],
     shared: Sequence[Measured],
@@ -680,16 +690,14 @@ def combined(
     (`local`) point the same way."""
     known = set(ops)
     out = list(own)
-    asked = {(m.check.kind, m.check.op, m.check.other, m.check.text, m.check.n) for m in own}
+    asked = {_question(m.check) for m in own}
     for m in shared:
         c = m.check
-        if (c.kind, c.op, c.other, c.text, c.n) in asked or not mentions(c) <= known:
+        if _question(c) in asked or not mentions(c) <= known:
             continue
-        if c.kind not in SHARED_KINDS and (
-            local is None or in_sample_effect(c, *local) < SAME_WAY
-        ):
+        if c.kind not in SHARED_KINDS and (local is None or in_sample_effect(c, *local) < SAME_WAY):
             continue
-        asked.add((c.kind, c.op, c.other, c.text, c.n))
+        asked.add(_question(c))
         out.append(m)
     return out[:limit]
 
