@@ -6,6 +6,8 @@
     .venv/bin/python bench/eval_split.py --corpus tau2   # each agent held out in turn
     .venv/bin/python bench/eval_split.py --corpus tau2 --train-model gpt-4.1 --test-model ft-gpt-4.1
     .venv/bin/python bench/eval_split.py --corpus medagentbench   # leave one model out, x4
+    .venv/bin/python bench/eval_split.py --corpus intercode-bash  # half the tasks held out, x4
+    .venv/bin/python bench/eval_split.py --every-corpus           # one table, every corpus
 
 A split is one or more folds. `--split trial` (tau-bench airline's default) is one fold: the
 `--train` trials against the `--test` trials, or with `--every-half` one fold for each way to
@@ -13,6 +15,11 @@ train on half the trials and hold out the rest (six for airline's four). `--spli
 default for tau2 and MedAgentBench) holds each model out in turn and evolves on the others
 (with two models, both directions), or runs the one fold `--train-model`/`--test-model` name;
 a model is named in full or by the start of its name (`ft-gpt-4.1` for `ft:gpt-4.1-...`).
+`--split task` (InterCode's default) deals tasks into two halves by a hash, twice, and holds
+each half out in turn: no task is on both sides. `--every-corpus` runs every shared corpus
+with its default split (trial halves for airline, as `--every-half`) and prints, per corpus,
+the mean over folds of compliance AUROC and of the naive predictors', and the margin over
+the better naive predictor of each fold.
 
 For each fold it evolves a library from the training runs only (the SKILL.md of every change,
 written to OUT/library), writes the held-out runs to OUT/heldout.jsonl, chooses the compliance

