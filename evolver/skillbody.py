@@ -1,8 +1,9 @@
-"""The managed block of a skill: its sections rendered from a cluster's runs.
+"""The managed block of a skill: its sections rendered from a cluster's runs and the lessons
+that held out on them (`evolver.checks`).
 
-When to use, preconditions, procedure, uses, examples, verification, pitfalls, guardrails,
-tool notes and evidence, in that order; plus what a rewrite compares (the guidance without
-figures).
+When to use, procedure, preconditions, uses, examples, verification, pitfalls, guardrails,
+tool notes and evidence, in that order; every guidance line is a held-out lesson with its
+figures, the rest is evidence. Also what a rewrite compares (the guidance without figures).
 Every piece of trajectory text is redacted and neutralised before it is quoted.
 """
 
@@ -14,14 +15,11 @@ from collections.abc import Sequence
 
 from evolver.checks import Measured
 from evolver.cluster import Cluster
-from evolver.conditions import Condition, failure_conditions
-from evolver.examples import Example, nearest_example, worked_examples
+from evolver.examples import nearest_example
 from evolver.graph import (
     error_patterns,
     evidence,
-    is_helper,
     path_counts,
-    recovered_errors,
 )
 from evolver.guidance import Guidance
 from evolver.llm_validate import looks_injected
@@ -32,7 +30,6 @@ from evolver.skilldoc import find_managed_block
 
 __all__ = [
     "argument_keys",
-    "call_limits",
     "code",
     "failed_runs",
     "guidance_of",
@@ -45,9 +42,16 @@ __all__ = [
     "tool_runs",
 ]
 
-MAX_STEPS = 20
-MAX_PITFALLS = 8
-MIN_OVER_LIMIT = 2  # failed runs past a call limit before it is a pitfall
+MAX_EXCERPTED = 200  # successful requests read for the "Requests like" line
+NO_STEP = (
+    "No step has held out yet on tasks it was not learned from; the evidence below shows what "
+    "successful runs did."
+)
+NO_PITFALL = "- None has held out yet on tasks it was not learned from."
+HELD_OUT_NOTE = (
+    "Every line below was tested on tasks it was not learned from: the figures say how often "
+    "runs that followed it succeeded, and runs that did not."
+)
 
 
 def ok_runs(runs: Sequence[Trajectory]) -> list[Trajectory]:
@@ -92,169 +96,15 @@ def main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
     return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
 
 
-def _procedure(runs: Sequence[Trajectory]) -> list[str]:
-    counts = path_counts(runs)
-    ok = len(ok_runs(runs))
-    if not counts:
-        return ["No successful run called a tool; there is no procedure to follow yet."]
-    ranked = sorted(counts, key=lambda p: (-counts[p], len(p), p))
-    best = ranked[0]
-    lines = [f"Followed by {counts[best]} of {plural(ok, 'successful run')}:", ""]
-    for i, tool in enumerate(best[:MAX_STEPS], 1):
-        keys = [code(k, 40) for k in argument_keys(runs, tool)[:6]]
-        args = f" with {', '.join(keys)}" if keys else ""
-        lines.append(f"{i}. Call {code(tool)}{args}.")
-    if len(best) > MAX_STEPS:
-        lines.append(f"{MAX_STEPS + 1}. Continue as needed ({len(best) - MAX_STEPS} more calls).")
-    others = [p for p in ranked[1:4] if counts[p] > 1][:2]
-    if others:
-        lines.append("")
-        lines.append("Other paths that worked:")
-        lines.append("")
-        for path in others:
-            shown = " → ".join(code(t, 60) for t in path[:8]) + (" → …" if len(path) > 8 else "")
-            lines.append(f"- {shown} ({plural(counts[path], 'run')})")
-    return lines
-
-
-def _pitfalls(
-    runs: Sequence[Trajectory], conditions: Sequence[Condition] | None = None
-) -> list[str]:
-    lines: list[str] = []
-    recovered = recovered_errors(runs)
-    for pattern in error_patterns(runs)[:MAX_PITFALLS]:
-        rec = recovered[(pattern.tool, pattern.message.lower())]
-        also = f"; {plural(rec, 'successful run')} hit it too and recovered" if rec else ""
-        lines.append(
-            f'- {code(pattern.tool)} failed with "{pattern.message}": seen '
-            f"{plural(pattern.count, 'time')} in {plural(pattern.failed_runs, 'failed run')}{also}."
-        )
-    ok_tools, failed_tools = tool_runs(ok_runs(runs)), tool_runs(failed_runs(runs))
-    only_failed = sorted(
-        (t for t in failed_tools if t not in ok_tools), key=lambda t: (-failed_tools[t], t)
-    )
-    for tool in only_failed[:5]:
-        lines.append(
-            f"- {code(tool)} was used by {plural(failed_tools[tool], 'failed run')} "
-            "and by no successful run."
-        )
-    for c in failure_conditions(runs) if conditions is None else conditions:
-        lines.append(_condition_line(c))
-    for tool, limit, over in call_limits(runs)[:5]:
-        times = "once" if limit == 1 else f"{limit} times"
-        lines.append(
-            f"- {code(tool)} was called more than {times} in {plural(over, 'failed run')}; "
-            f"no successful run called it more than {times}."
-        )
-    return lines or ["- No errors or failure-only tools in these runs."]
-
-
-def _examples(found: Sequence[Example]) -> list[str]:
-    """Requests the successful runs resolved and the changes they made; none for a cluster
-    whose runs all changed the same things (the procedure says it already)."""
-    if len({e.changes for e in found}) < 2:
-        return []
-    lines = [
-        "Requests successful runs resolved, by their telling words, and the changes they made."
-        " A request that shares most words of one should make the same changes:",
-        "",
-    ]
-    for e in found:
-        words = sanitize_inline(" ".join(e.words), 160).replace('"', "")
-        made = ", ".join(code(t) for t in sorted(e.changes)) or "nothing"
-        lines.append(f'- "{words}": changed {made} ({plural(e.runs, "run")})')
-    return lines
-
-
-def _condition_line(c: Condition) -> str:
-    """A failure condition as a pitfall: what held at the call, and how many runs say so."""
-    return (
-        f"- {code(c.tool)} was called {c.fact.held(code)} in {plural(c.failed_runs, 'failed run')} "
-        f"and in none of the {plural(c.ok_runs, 'successful run')} that called it."
-    )
-
-
-def call_limits(runs: Sequence[Trajectory]) -> list[tuple[str, int, int]]:
-    """(tool, most calls any successful run made, failed runs that made more), most such runs
-    first: repeating a call past what ever worked marks a run going in circles."""
-    most: Counter[str] = Counter()
-    for run in ok_runs(runs):
-        for tool, n in Counter(c.name for c in run.tool_calls).items():
-            most[tool] = max(most[tool], n)
-    over: Counter[str] = Counter()
-    for run in failed_runs(runs):
-        counts = Counter(c.name for c in run.tool_calls)
-        over.update(t for t, n in counts.items() if t in most and n > most[t])
-    found = [
-        (tool, most[tool], n)
-        for tool, n in over.items()
-        if n >= MIN_OVER_LIMIT and not is_helper(tool)
-    ]
-    return sorted(found, key=lambda f: (-f[2], f[0]))
-
-
 def render_block(
     cluster: Cluster,
     max_listed_ids: int = 20,
     guide: Guidance | None = None,
-    measured: Sequence[Measured] | None = None,
+    measured: Sequence[Measured] = (),
 ) -> str:
-    """The managed block: when to use, preconditions, procedure, verification, pitfalls,
-    guardrails, tool notes and evidence, from the cluster's runs and their diagnoses. Given
-    `measured` (the checks that held out), every guidance line is one of them, with its
-    held-out figures; what was seen but not validated is stated as evidence only."""
-    if measured is not None:
-        return _checked_block(cluster, max_listed_ids, guide or Guidance(), measured)
-    runs = cluster.members
-    guide = guide or Guidance()
-    ev = evidence(runs)
-    every = tool_runs(runs)
-    lines = ["## When to use", ""]
-    if cluster.keywords:
-        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
-    tools = main_tools(runs)
-    if tools:
-        shown = ", ".join(f"{code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
-        lines.append(f"- Main tools: {shown}")
-    lines += _section("Preconditions", guide.preconditions)
-    lines += ["", "## Procedure", "", *_procedure(runs)]
-    lines += _section("Uses", guide.uses)
-    examples = worked_examples(runs) if guide.examples is None else guide.examples
-    lines += _section("Examples", _examples(examples))
-    lines += _section("Verification", guide.verification)
-    lines += ["", "## Pitfalls", "", *_pitfalls(runs, guide.conditions)]
-    lines += _section("Guardrails", guide.guardrails)
-    lines += _section("Tool notes", guide.tool_notes)
-    listed = ", ".join(code(i, 80) for i in ev.trajectory_ids[:max_listed_ids])
-    more = len(ev.trajectory_ids) - max_listed_ids
-    unknown = ev.runs - ev.successes - ev.failures
-    lines += [
-        "",
-        "## Evidence",
-        "",
-        f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, {unknown} unknown); "
-        f"success rate {percent(ev.successes, ev.successes + ev.failures)}",
-        f"- Cluster: `{cluster.id}`",
-        f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else ""),
-        f"- Fingerprint: `{ev.fingerprint}`",
-    ]
-    if guide.categories:
-        found = ", ".join(f"{k} {v}" for k, v in guide.categories.items())
-        lines.insert(-2, f"- Diagnosed failures: {found}")
-    return "\n".join(lines)
-
-
-NO_STEP = (
-    "No step has held out yet on tasks it was not learned from; the evidence below shows what "
-    "successful runs did."
-)
-MAX_EXCERPTED = 200  # successful requests read for the "Requests like" line
-NO_PITFALL = "- None has held out yet on tasks it was not learned from."
-HELD_OUT_NOTE = (
-    "Every line below was tested on tasks it was not learned from: the figures say how often "
-    "runs that followed it succeeded, and runs that did not."
-)
-
+    """The managed block. Every guidance line is a lesson that held out (`measured`), with its
+    held-out figures; what was seen but not tested is stated as evidence only."""
+    return _checked_block(cluster, max_listed_ids, guide or Guidance(), measured)
 
 def _ordered_steps(runs: Sequence[Trajectory], steps: Sequence[Measured]) -> list[Measured]:
     """Procedure steps in the order successful runs first took them (median position)."""

@@ -23,7 +23,6 @@ from evolver.naming import intent_name
 from evolver.redact import sanitize_inline
 from evolver.skillbody import (
     argument_keys,
-    call_limits,
     guidance_of,
     main_tools,
     ok_runs,
@@ -48,7 +47,6 @@ from evolver.skilldoc import (
 __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live in graph.py
     "action_tool",
     "argument_keys",
-    "call_limits",
     "candidate_names",
     "derive_name",
     "legacy_names",
