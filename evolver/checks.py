@@ -50,6 +50,8 @@ CHECKS_VERSION = 1
 MAX_ORDER_OPS = 10  # pairs (order, after) are formed among this many most frequent operations
 LIMITS = (1, 2, 3, 5, 8, 13)  # call-count limits tried
 STEPS = (1, 2, 3, 5, 8, 13, 21, 34)  # budgets of tool calls tried
+MAX_FACTS = 40  # values tested per set of runs, the most often seen first
+MAX_POOL = 2000  # runs a set of checks is tested on; more add time, not power
 AGREEMENT = 0.8  # share of training folds that must choose the direction the whole data does
 
 
@@ -350,11 +352,11 @@ def candidates(profiles: Sequence[Profile], min_runs: int = 3) -> list[Check]:
     out += [Check("args", op, text=k) for (op, k), c in sorted(args.items()) if c >= min_runs]
     out += [Check("repeat", op) for op, c in sorted(repeat.items()) if c >= min_runs]
     out += [Check("answer", "answer", text=f) for f, c in sorted(answers.items()) if c >= min_runs]
-    out += [
-        Check("fact", op, f.source, text=f"{f.key}={f.value}")
-        for (op, f), c in sorted(factc.items(), key=lambda kv: (kv[0][0], kv[0][1]))
-        if c >= min_runs
-    ]
+    common = sorted(
+        ((op, f) for (op, f), c in factc.items() if c >= min_runs),
+        key=lambda of: (-factc[of], of),
+    )[:MAX_FACTS]
+    out += [Check("fact", op, f.source, text=f"{f.key}={f.value}") for op, f in sorted(common)]
     for op in ops:
         most = max(p.count.get(op, 0) for p in profiles)
         out += [Check("limit", op, n=k) for k in LIMITS if k < most]
@@ -585,6 +587,8 @@ def validated(
     """The checks that hold out on these runs, strongest first, one per question and at most
     `params.max_checks`; none when the runs span fewer than `params.min_tasks` tasks."""
     known = [r for r in runs if r.succeeded is not None]
+    if len(known) > MAX_POOL:  # a sample fixed by the runs' ids, the same in any order
+        known = sorted(known, key=lambda r: hashlib.sha256(r.id.encode()).digest())[:MAX_POOL]
     tasks = {task_key(r) for r in known}
     if len(tasks) < params.min_tasks or len({r.succeeded for r in known}) < 2:
         return []

@@ -114,7 +114,7 @@ def map_cluster(
     return None
 
 
-MAX_BACKGROUND = 400  # other clusters' requests a name is contrasted with
+MAX_BACKGROUND = 150  # other clusters' requests a name is contrasted with
 
 
 def _background(c: Cluster, clusters: Sequence[Cluster]) -> list[str]:

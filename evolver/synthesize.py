@@ -120,7 +120,7 @@ def derive_name(
     return intent_name(_tasks(cluster), background, taken)
 
 
-MAX_NAMING_TASKS = 300  # a family's requests read for its name: plenty to find its intent
+MAX_NAMING_TASKS = 120  # a family's requests read for its name: plenty to find its intent
 
 
 def naming_tasks(runs: Sequence[Trajectory], limit: int = MAX_NAMING_TASKS) -> list[str]:
