@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from evolver.answers import FREE_TEXT, answer_form, final_answer
+from evolver.answers import answer_form, final_answer
 from evolver.conditions import Fact, facts
 from evolver.examples import Example, changes_made, nearest_example, worked_examples
 from evolver.graph import is_helper, normalise_error
+from evolver.hygiene import fisher_less
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
 
@@ -65,7 +66,6 @@ class CrossfitParams:
     min_effect: float = 0.10  # held-out success rate difference, complied minus not
     alpha: float = 0.10  # one-sided Fisher exact test on the pooled held-out table
     max_checks: int = 12  # the strongest this many are written
-    fdr: bool = False  # Benjamini-Hochberg over a set's candidates: many questions, few false
 
 
 # --- a run, read once ------------------------------------------------------------------------
@@ -462,20 +462,8 @@ def task_folds(runs: Sequence[Trajectory], folds: int) -> list[int]:
 @lru_cache(maxsize=1 << 14)
 def fisher_greater(a: int, b: int, c: int, d: int) -> float:
     """One-sided Fisher exact p-value that the first row succeeds more: table [[a, b], [c, d]]
-    of (successes, failures) for complied and not (log space, so large tables do not overflow)."""
-    row1, row2, col1 = a + b, c + d, a + c
-    total = row1 + row2
-
-    def log_comb(n: int, k: int) -> float:
-        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-    denom = log_comb(total, col1)
-    p = sum(
-        math.exp(log_comb(row1, x) + log_comb(row2, col1 - x) - denom)
-        for x in range(a, min(row1, col1) + 1)
-        if col1 - x <= row2
-    )
-    return min(p, 1.0)
+    of (successes, failures) for complied and not; `fisher_less` with the columns swapped."""
+    return fisher_less(b, a, d, c)
 
 
 def crossfit(
@@ -597,9 +585,7 @@ def validated(
     fold_of = task_folds(known, min(params.folds, len(tasks)))
     support = max(2, params.min_support // 2)
     kept: list[Measured] = []
-    asked = candidates(got, support)
-    tested = len(asked) + 1  # and the worked-examples check
-    for check in asked:
+    for check in candidates(got, support):
         found = crossfit(check, got, labels, fold_of, params)
         if found is None:
             continue
@@ -611,19 +597,7 @@ def validated(
     if example is not None:
         kept.append(example)
     kept.sort(key=lambda m: (m.p_value, -m.effect, m.check))
-    if params.fdr:
-        kept = _benjamini_hochberg(kept, tested, params.alpha)
     return _distinct(kept, profiles=got)[: params.max_checks]
-
-
-def _benjamini_hochberg(kept: Sequence[Measured], tested: int, alpha: float) -> list[Measured]:
-    """The kept checks (sorted by p-value) that survive the Benjamini-Hochberg procedure at
-    false discovery rate `alpha` over all `tested` questions."""
-    cut = 0
-    for rank, m in enumerate(kept, 1):
-        if m.p_value <= alpha * rank / max(tested, 1):
-            cut = rank
-    return list(kept[:cut])
 
 
 def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Measured]:
@@ -715,13 +689,6 @@ class CheckSet:
 
     skill: str
     checks: tuple[tuple[Check, float, float], ...] = ()  # (check, weight if complied, if not)
-    runs: int = 0
-    tasks: int = 0
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_text(self) -> str:
-        """checks.json: stable, sorted keys, one check per entry."""
-        return json.dumps(dict(self.extra), indent=2, sort_keys=True) + "\n"
 
 
 def checks_document(skill: str, measured: Sequence[Measured], runs: int, tasks: int) -> str:
@@ -756,16 +723,12 @@ def load_checks(text: str, skill: str = "") -> CheckSet:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"checks.json has a malformed check: {item!r:.120}") from exc
         out.append((check, yes, no))
-    return CheckSet(
-        skill=str(data.get("skill") or skill),
-        checks=tuple(out),
-        runs=int(data.get("runs") or 0),
-        tasks=int(data.get("tasks") or 0),
-        extra=data,
-    )
+    return CheckSet(skill=str(data.get("skill") or skill), checks=tuple(out))
 
 
-def score(run: Trajectory | Profile, checks: CheckSet | Iterable[tuple[Check, float, float]]):
+def score(
+    run: Trajectory | Profile, checks: CheckSet | Iterable[tuple[Check, float, float]]
+) -> float:
     """Compliance in [0, 1]: the log-odds each applicable check's held-out figures give for a
     run that complied (or not), summed and squashed; 0.5 when no check applies."""
     p = run if isinstance(run, Profile) else profile(run)
@@ -775,21 +738,3 @@ def score(run: Trajectory | Profile, checks: CheckSet | Iterable[tuple[Check, fl
         if check.applies(p):
             total += yes if check.complies(p) else no
     return 1.0 / (1.0 + math.exp(-max(min(total, 30.0), -30.0)))
-
-
-def applicable(run: Trajectory | Profile, checks: CheckSet) -> int:
-    """How many of the checks ask something of this run."""
-    p = run if isinstance(run, Profile) else profile(run)
-    return sum(1 for c, _, _ in checks.checks if c.applies(p))
-
-
-def check_lines(measured: Sequence[Measured]) -> dict[str, list[str]]:
-    """The kept checks as skill lines by section, each with its held-out figures."""
-    out: dict[str, list[str]] = {}
-    for m in measured:
-        out.setdefault(m.check.section, []).append(f"- {m.check.sentence()} ({m.figures()})")
-    return out
-
-
-def describe_free_text() -> str:
-    return FREE_TEXT

@@ -804,6 +804,12 @@ def _choose(ranked: Sequence[str], scores: dict[str, float], t: _Tally, n: int) 
 
 
 def _analyse(tasks: Sequence[str], background: Sequence[str]) -> _Intent:
+    # a cycle asks for one family's intent several times (merging, matching, naming)
+    return _analysed(tuple(sorted(set(tasks))), tuple(sorted(set(background))))
+
+
+@lru_cache(maxsize=256)
+def _analysed(tasks: tuple[str, ...], background: tuple[str, ...]) -> _Intent:
     distinct = sorted({t for t in tasks if t and t.strip()})
     if not distinct:
         return _Intent(FALLBACK_VERB, ("request",), ())

@@ -133,12 +133,10 @@ def merge_intents(
     chosen = [c for c in clusters if eligible(c)]
     if len(chosen) < 2:
         return list(clusters)
-    keys: dict[str, object] = {}
-    for c in chosen:
-        keys[c.id] = intent_key(intent(naming_tasks(c.members), _background(c, chosen)))
     groups: dict[object, list[Cluster]] = {}
     for c in chosen:
-        groups.setdefault(keys[c.id], []).append(c)
+        key = intent_key(intent(naming_tasks(c.members), _background(c, chosen)))
+        groups.setdefault(key, []).append(c)
     merged: dict[str, Cluster | None] = {}
     for group in groups.values():
         if len(group) < 2:
@@ -226,19 +224,16 @@ def evolve(
     }
     weights = tool_idf(runs)
     index = index_library(library)
-    clusters = merge_intents(
-        clusters,
-        lambda c: c.size >= params.min_runs
-        and c.id not in mixed
-        and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes,
-    )
-    eligible = [
-        c
-        for c in clusters
-        if c.size >= params.min_runs
-        and c.id not in mixed
-        and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
-    ]
+
+    def is_eligible(c: Cluster) -> bool:
+        return (
+            c.size >= params.min_runs
+            and c.id not in mixed
+            and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
+        )
+
+    clusters = merge_intents(clusters, is_eligible)
+    eligible = [c for c in clusters if is_eligible(c)]
     background = {c.id: _background(c, eligible) for c in eligible}
     claimed: set[str] = set()
     target: dict[str, tuple[str, str] | None] = {}

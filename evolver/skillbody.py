@@ -96,16 +96,6 @@ def main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
     return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
 
 
-def render_block(
-    cluster: Cluster,
-    max_listed_ids: int = 20,
-    guide: Guidance | None = None,
-    measured: Sequence[Measured] = (),
-) -> str:
-    """The managed block. Every guidance line is a lesson that held out (`measured`), with its
-    held-out figures; what was seen but not tested is stated as evidence only."""
-    return _checked_block(cluster, max_listed_ids, guide or Guidance(), measured)
-
 def _ordered_steps(runs: Sequence[Trajectory], steps: Sequence[Measured]) -> list[Measured]:
     """Procedure steps in the order successful runs first took them (median position)."""
     where: dict[str, list[int]] = {}
@@ -174,9 +164,15 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
 _WORD_STRIP = re.compile(r"[^A-Za-z'’-]")
 
 
-def _checked_block(
-    cluster: Cluster, max_listed_ids: int, guide: Guidance, measured: Sequence[Measured]
+def render_block(
+    cluster: Cluster,
+    max_listed_ids: int = 20,
+    guide: Guidance | None = None,
+    measured: Sequence[Measured] = (),
 ) -> str:
+    """The managed block. Every guidance line is a lesson that held out (`measured`), with its
+    held-out figures; what was seen but not tested is stated as evidence only."""
+    guide = guide or Guidance()
     runs = cluster.members
     every = tool_runs(runs)
     by: dict[str, list[Measured]] = {}
