@@ -7,6 +7,7 @@ transaction, so a crash at any point loses nothing and duplicates nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,7 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 from evolver.model import Trajectory
+from evolver.redact import redact
 
 from .errors import StoreError
 
@@ -145,24 +147,49 @@ def m006_host(db: Database) -> None:
     )
 
 
+@migrations()
+def m007_file_identity(db: Database) -> None:
+    """Follow a file by identity and content, not by path: its device, a fingerprint of the
+    bytes before the offset (a rewrite is noticed), and its bad lines so far (the
+    quarantine keeps a few per file one by one, then one row that counts the rest)."""
+    db.executescript(
+        """
+        ALTER TABLE files ADD COLUMN dev INTEGER;
+        ALTER TABLE files ADD COLUMN fingerprint TEXT;
+        ALTER TABLE files ADD COLUMN bad_lines INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX files_by_inode ON files (inode);
+        ALTER TABLE quarantine ADD COLUMN lines INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE quarantine ADD COLUMN last_line INTEGER;
+        """
+    )
+
+
 @dataclass(frozen=True)
 class FileProgress:
-    """How far intake has read a file: byte offset and number of lines consumed."""
+    """How far intake has read a file: byte offset and number of lines consumed, which file
+    it was (device and inode), a fingerprint of the bytes just before the offset, and how
+    many of its lines were bad."""
 
     offset: int = 0
     line: int = 0
     inode: int | None = None
+    dev: int | None = None
+    fingerprint: str | None = None
+    bad_lines: int = 0
 
 
 @dataclass(frozen=True)
 class Quarantined:
-    """A line that did not become a trajectory, and why."""
+    """A line that did not become a trajectory, and why. A summary row (`last_line` set)
+    stands for `lines` bad lines, `line` to `last_line`, that were counted, not kept."""
 
     file: str
     line: int
     offset: int
     reason: str
     excerpt: str
+    lines: int = 1
+    last_line: int | None = None
 
 
 @dataclass(frozen=True)
@@ -207,11 +234,69 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """A write transaction that takes the write lock when it begins (BEGIN IMMEDIATE).
+
+        A deferred transaction that reads first cannot wait for the lock when it comes to
+        write after another connection committed (WAL: SQLITE_BUSY_SNAPSHOT), so it fails
+        at once with "database is locked"; an immediate one waits up to the busy timeout.
+        Nested use is a savepoint of the outer transaction.
+        """
+        if self.db.conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        self.db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.rollback()
+            raise
+        try:
+            self.db.conn.execute("COMMIT")
+        except BaseException:
+            self.db.rollback()
+            raise
+
     # -- intake -------------------------------------------------------------------------
 
     def file_progress(self, path: str) -> FileProgress:
-        rows = list(self.db.query("SELECT offset, line, inode FROM files WHERE path = ?", [path]))
+        rows = list(self.db.query(f"SELECT {_PROGRESS} FROM files WHERE path = ?", [path]))
         return FileProgress(**rows[0]) if rows else FileProgress()
+
+    def progress_by_identity(self, dev: int, inode: int) -> list[tuple[str, FileProgress]]:
+        """Files read before whose identity is this (device, inode): where a renamed file
+        was read under its old name."""
+        rows = self.db.query(
+            f"SELECT path, {_PROGRESS} FROM files WHERE inode = ? AND (dev IS NULL OR dev = ?)",
+            [inode, dev],
+        )
+        return [(r.pop("path"), FileProgress(**r)) for r in rows]
+
+    def move_progress(self, old: str, new: str) -> None:
+        """A file was renamed from `old` to `new`: its progress goes with it."""
+        try:
+            with self.transaction():
+                self.db.execute("DELETE FROM files WHERE path = ?", [new])
+                self.db.execute("UPDATE files SET path = ? WHERE path = ?", [new, old])
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not follow {old} renamed to {new}: {exc}") from exc
+
+    def quarantine_summary(self, file: str) -> Quarantined | None:
+        """The newest row of `file` that counts bad lines not kept one by one, if any."""
+        rows = list(
+            self.db.query(
+                "SELECT file, line, offset, reason, excerpt, lines, last_line FROM quarantine"
+                " WHERE file = ? AND last_line IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [file],
+            )
+        )
+        return Quarantined(**rows[0]) if rows else None
+
+    def quarantined_lines(self) -> int:
+        """Bad lines in the quarantine, counting those a summary row stands for."""
+        return next(self.db.query("SELECT coalesce(sum(lines), 0) AS n FROM quarantine"))["n"]
 
     def record_batch(
         self,
@@ -225,25 +310,21 @@ class Store:
         """Store parsed lines, quarantined lines and the new file offset in one transaction."""
         at = _iso(now or utcnow())
         try:
-            with self.db.atomic():
+            with self.transaction():
                 stored = sum(self._insert(t, f"{path}:{line}", at) for t, line in trajectories)
                 duplicates = len(trajectories) - stored
-                quarantined_count = 0
-                for q in quarantined:
-                    cursor = self.db.execute(
-                        "INSERT OR IGNORE INTO quarantine (file, line, offset, reason, excerpt, at)"
-                        " VALUES (?,?,?,?,?,?)",
-                        [q.file, q.line, q.offset, q.reason, q.excerpt, at],
-                    )
-                    quarantined_count += cursor.rowcount
+                quarantined_count = sum(self._quarantine(q, at) for q in quarantined)
                 if duplicates:
                     self._bump("duplicates", duplicates)
                 self.db.execute(
-                    "INSERT INTO files (path, offset, line, inode, updated_at) VALUES (?,?,?,?,?)"
-                    " ON CONFLICT(path) DO UPDATE SET offset=excluded.offset, line=excluded.line,"
-                    " inode=excluded.inode, updated_at=excluded.updated_at",
-                    [path, progress.offset, progress.line, progress.inode, at],
-                )
+                    "INSERT INTO files (path, offset, line, inode, dev, fingerprint, bad_lines,"
+                    " updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET"
+                    " offset=excluded.offset, line=excluded.line, inode=excluded.inode,"
+                    " dev=excluded.dev, fingerprint=excluded.fingerprint,"
+                    " bad_lines=excluded.bad_lines, updated_at=excluded.updated_at",
+                    [path, progress.offset, progress.line, progress.inode, progress.dev,
+                     progress.fingerprint, progress.bad_lines, at],
+                )  # fmt: skip
         except sqlite3.Error as exc:
             raise StoreError(f"could not record intake of {path}: {exc}") from exc
         return BatchResult(stored, duplicates, quarantined_count)
@@ -251,7 +332,7 @@ class Store:
     def add_trajectories(self, trajectories: Sequence[Trajectory], *, source: str) -> int:
         """Store trajectories that arrived other than from a file (tests, HTTP); returns new."""
         at = _iso(utcnow())
-        with self.db.atomic():
+        with self.transaction():
             return sum(self._insert(t, source, at) for t in trajectories)
 
     def record_received(
@@ -266,15 +347,9 @@ class Store:
         at = _iso(utcnow())
         try:
             self.db.execute("PRAGMA synchronous=FULL")  # this connection only: fsync each commit
-            with self.db.atomic():
+            with self.transaction():
                 stored = sum(self._insert(t, source, at) for t in trajectories)
-                bad = 0
-                for q in quarantined:
-                    bad += self.db.execute(
-                        "INSERT OR IGNORE INTO quarantine (file, line, offset, reason, excerpt, at)"
-                        " VALUES (?,?,?,?,?,?)",
-                        [q.file, q.line, q.offset, q.reason, q.excerpt, at],
-                    ).rowcount
+                bad = sum(self._quarantine(q, at) for q in quarantined)
                 if len(trajectories) > stored:
                     self._bump("duplicates", len(trajectories) - stored)
         except sqlite3.Error as exc:
@@ -293,6 +368,26 @@ class Store:
             _index_skills(self.db, cursor.lastrowid or 0, t)
         return bool(cursor.rowcount)
 
+    def _quarantine(self, q: Quarantined, at: str | None) -> int:
+        """Keep a bad line (once per file and offset), its reason and excerpt redacted: both
+        are untrusted text, and a parser's message may quote the input. A summary row is
+        updated in place as it counts more lines. Returns the rows added."""
+        values = [q.file, q.line, q.offset, redact(q.reason), redact(q.excerpt), q.lines]
+        values += [q.last_line, at]
+        sql = (
+            "INSERT INTO quarantine (file, line, offset, reason, excerpt, lines, last_line, at)"
+            " VALUES (?,?,?,?,?,?,?,?)"
+        )
+        if q.last_line is None:
+            return self.db.execute(sql.replace("INSERT", "INSERT OR IGNORE", 1), values).rowcount
+        self.db.execute(
+            sql + " ON CONFLICT(file, offset) DO UPDATE SET reason=excluded.reason,"
+            " excerpt=excluded.excerpt, lines=excluded.lines, last_line=excluded.last_line,"
+            " at=excluded.at",
+            values,
+        )
+        return 0
+
     def _bump(self, name: str, by: int) -> None:
         self.db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?)"
@@ -306,7 +401,7 @@ class Store:
 
     def set_state(self, **values: str | None) -> None:
         """What the daemon wants other processes (status) to see: pid, next cycle, ..."""
-        with self.db.atomic():
+        with self.transaction():
             for key, value in values.items():
                 self.db.execute(
                     "INSERT INTO daemon_state (key, value) VALUES (?, ?)"
@@ -437,7 +532,7 @@ class Store:
         }
 
     def save_memberships(self, memberships: Mapping[str, str]) -> None:
-        with self.db.atomic():
+        with self.transaction():
             self.db.execute("DELETE FROM cluster_members")
             self.db.conn.executemany(
                 "INSERT INTO cluster_members (trajectory, cluster) VALUES (?, ?)",
@@ -447,11 +542,16 @@ class Store:
     # -- proposals ----------------------------------------------------------------------
 
     def add_proposal(self, proposal: dict[str, Any], changes: Sequence[dict[str, Any]]) -> None:
-        with self.db.atomic():
-            self.db["proposals"].insert(proposal)
-            self.db["proposal_changes"].insert_all(
-                [{"proposal": proposal["id"], **c} for c in changes]
-            )
+        """Record a proposal and its changes together (the write lock is taken up front, so
+        intake committing meanwhile makes this wait, not fail)."""
+        try:
+            with self.transaction():
+                self.db["proposals"].insert(proposal)
+                self.db["proposal_changes"].insert_all(
+                    [{"proposal": proposal["id"], **c} for c in changes]
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not record proposal {proposal.get('id')}: {exc}") from exc
 
     def proposals(self, status: str | None = None) -> list[dict[str, Any]]:
         sql, params = "SELECT * FROM proposals", []
@@ -509,7 +609,7 @@ class Store:
 
     def add_review_comments(self, proposal_id: str, comments: Sequence[Mapping[str, Any]]) -> int:
         """Keep review comments read back from a host (each once, by its `key`); returns new."""
-        with self.db.atomic():
+        with self.transaction():
             return sum(
                 self.db.execute(
                     "INSERT OR IGNORE INTO review_comments (proposal, key, kind, author, body,"
@@ -570,7 +670,7 @@ class Store:
         at = _iso(utcnow())
         fields = ("provider", "model", "role", "skill", "version", "calls", "input_tokens")
         fields += ("output_tokens", "cost_usd", "cached", "note")
-        with self.db.atomic():
+        with self.transaction():
             self.db.conn.executemany(
                 f"INSERT INTO llm_calls (cycle, at, {', '.join(fields)})"
                 f" VALUES (?, ?, {', '.join('?' * len(fields))})",
@@ -597,6 +697,9 @@ class Store:
         """Every ask of a cycle, in order (see `record_llm_calls`)."""
         sql = "SELECT * FROM llm_calls WHERE cycle = ? ORDER BY id"
         return list(self.db.query(sql, [cycle_id]))
+
+
+_PROGRESS = "offset, line, inode, dev, fingerprint, bad_lines"
 
 
 def _trajectory_row(t: Trajectory, source: str, at: str | None) -> list[Any]:
