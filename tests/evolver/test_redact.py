@@ -26,6 +26,16 @@ PLANTED = {
     "phone-us-dashes": "415-555-2671",
     "phone-intl": "+44 20 7946 0958",
     "phone-intl-compact": "+14155552671",
+    # Formats added for issue 14: each got through before.
+    "gitlab-token": "glpat-AbCdEfGh1234567890xYzW",
+    "gitlab-deploy": "gldt-AbCdEfGh1234567890xYzW_-",
+    "huggingface-token": "hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567",
+    "stripe-live": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe-restricted": "rk_test_51HqLyjWDarjtT1zdp7dcAbC",
+    "ssn": "536-22-1847",
+    "iban": "DE89370400440532013000",
+    "iban-spaced": "GB82 WEST 1234 5698 7654 32",
+    "aws-secret": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 }
 
 
@@ -50,6 +60,16 @@ def test_each_kind_is_redacted(kind: str) -> None:
         ("secret=abcdef123 and more", "abcdef123", "and more"),
         ("access_token=qwertyuiop", "qwertyuiop", "access_token"),
         ("client_secret = 'pa ss'", "pa ss", "client_secret"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA==", "Basic"),
+        ("curl -H 'authorization: basic c3ZjOmh1bnRlcjI='", "c3ZjOmh1bnRlcjI=", "basic"),
+        ("sent Basic YWRtaW46c2VjcmV0 upstream", "YWRtaW46c2VjcmV0", "upstream"),  # admin:secret
+        ("SSN: 536221847", "536221847", "SSN"),
+        ("social security number 536 22 1847", "536 22 1847", "social security"),
+        ("tool get_ghp_1234567890abcdefghijABCDEFGHIJ123456_v2", "1234567890abcdef", "get_"),
+        ("skill visa-536-22-1847", "536-22-1847", "visa-"),
+        ("GET /keys/wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY/3", "bPxRfiCYEXAMPLEKEY", "/keys/"),
+        ("run wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY/3", "bPxRfiCYEXAMPLEKEY", "/3"),
+        ("iban GB82 WEST 1234 5698 7654 32 AND MORE", "5698", "AND MORE"),
     ],
 )
 def test_structured_secrets(text: str, secret: str, kept: str) -> None:
@@ -83,6 +103,21 @@ def test_pem_block_is_removed_whole() -> None:
         "the year range 1990-2024",
         "email me at support (at) example",
         "user_id mia_li_3668 and payment credit_card_4421486",
+        # What the product shows and needs: commit and content shas, run and cluster ids.
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b on main",
+        "blob 3F786850E387550FDAB836ED7E6DC881DE23001B",
+        "id sha256:0123456789abcdef0123456789abcdef and run-9f86d081884c7d659a2feaa0c55ad015",
+        "uuid 5c1e7f2a-8b3d-4e6f-9a1b-2c3d4e5f6a7b",
+        "otel:4bf92f3577b34da6a3ce929d0e0e4736:a1b2c3d4e5f60718",
+        "a basic information request, Basic auth is off, basic SomeWord",
+        "not SSNs: 000-12-3456, 666-12-3456, 912-34-5678, 123-00-4567, 123-45-0000",
+        "order 123-45-6789-0 and range 12-345-67-8901",
+        "not an IBAN: DE00370400440532013000 (bad check digits)",
+        "sku AB12CDEFGHIJKLMN and flight HAT136",
+        "the task-abcdefghijklmnopqrstuvwxyz01 and risk-assessment-of-the-new-feature-x",
+        "path src/main/java/com/example/service/impl/Main.java",
+        "hf_hub and sk_live and glpat- alone",
+        "ThisSentenceHasFortyLettersButNoDigitsXY!",
     ],
 )
 def test_near_misses_survive(text: str) -> None:
