@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evolver.redact import redact
+from evolver.skilldoc import MAX_NAME, NAME_RE
 
 SCHEMA_VERSION = "1"
 SUCCESS_REWARD = 1.0 - 1e-6  # a reward at or above this counts as success (tau-bench's rule)
@@ -131,3 +135,71 @@ def content_id(record: Any, prefix: str = "sha256") -> str:
     """A stable id for a record that carries none: a hash of its canonical JSON."""
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return f"{prefix}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+
+
+# -- names from untrusted records --------------------------------------------------------------
+# A run id, a loaded skill's name and version and a tool's name travel where trajectory text
+# never goes unredacted: commit messages, proposals, store tables, file and graph labels. So
+# each is made safe once, where a record becomes a trajectory (`with_safe_names`).
+
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]*")  # no spaces, markup, quotes or `@`
+_LONG_NUMBER = re.compile(r"\d(?:-?\d){8,}")
+_SAFE_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def digest_id(text: str, prefix: str) -> str:
+    """`prefix-` and 32 hex of the text's sha256: stable, so a re-sent record keeps its id."""
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def safe_run_id(raw: str) -> str:
+    """The run id as given when it is plain and holds no secret; else a stable digest of it."""
+    if SAFE_ID.fullmatch(raw) and redact(raw) == raw:
+        return raw
+    return digest_id(raw, "run")
+
+
+def safe_skill(skill: LoadedSkill) -> LoadedSkill | None:
+    """The loaded skill when its name is a valid skill name holding no secret, else None (no
+    library skill can have that name); a version that is not plain text is dropped."""
+    name, version = skill.name, skill.version
+    if len(name) > MAX_NAME or not NAME_RE.match(name) or redact(name) != name:
+        return None
+    if _LONG_NUMBER.search(name):  # a card, phone or SSN spelt as a slug; never a skill's name
+        return None
+    if version is not None and (not _SAFE_VERSION.fullmatch(version) or redact(version) != version):
+        return skill.model_copy(update={"version": None})
+    return skill
+
+
+def safe_tool_name(name: str) -> str:
+    """The tool's name, or a stable `tool-<digest>` stand-in when it holds a secret."""
+    return name if redact(name) == name else digest_id(name, "tool")[:17]
+
+
+def with_safe_names(run: Trajectory) -> Trajectory:
+    """The run with its id, loaded skills, tool names and call ids made safe (itself if they
+    already are), so no secret in them reaches a commit, a proposal, a table or a label."""
+    update: dict[str, Any] = {}
+    run_id = safe_run_id(run.id)
+    if run_id != run.id:
+        update["id"] = run_id
+    skills = [s for s in map(safe_skill, run.skills) if s is not None]
+    if skills != run.skills:
+        update["skills"] = skills
+    steps = [_safe_step(step) for step in run.steps]
+    if any(new is not old for new, old in zip(steps, run.steps, strict=True)):
+        update["steps"] = steps
+    return run.model_copy(update=update) if update else run
+
+
+def _safe_step(step: Message | ToolCall) -> Message | ToolCall:
+    if not isinstance(step, ToolCall):
+        return step
+    name = safe_tool_name(step.name)
+    call_id = step.id
+    if call_id is not None and redact(call_id) != call_id:
+        call_id = digest_id(call_id, "call")
+    if name == step.name and call_id == step.id:
+        return step
+    return step.model_copy(update={"name": name, "id": call_id})

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from evolver.model import Trajectory
+from evolver.model import Trajectory, with_safe_names
 from evolver.redact import redact
 
 from ..errors import InvalidTrajectory
@@ -88,7 +88,17 @@ def record_format(record: Any) -> str | None:
 
 
 def parse_record(record: Any) -> Trajectory:
-    """Detect the record's format and convert it."""
+    """Detect the record's format and convert it; its names made safe, a reason redacted."""
+    try:
+        return _parse_record(record)
+    except InvalidTrajectory as exc:
+        reason = redact(exc.reason)  # a reason quotes keys and values of the untrusted record
+        if reason == exc.reason:
+            raise
+        raise InvalidTrajectory(reason) from exc
+
+
+def _parse_record(record: Any) -> Trajectory:
     if not isinstance(record, dict):
         raise InvalidTrajectory(
             f"a JSON {_json_type(record)} is not a trajectory; expected an object"
@@ -124,9 +134,10 @@ MAX_FREE_DEPTH = 64  # metadata or arguments nested deeper could not be read bac
 def _storable(name: str, record: dict[str, Any]) -> Trajectory:
     """Convert with the `name` importer. Whatever a hostile record trips (a wrong type deep
     inside, a lone surrogate, nesting the store could not read back) is an InvalidTrajectory:
-    the line is quarantined, never a crash of intake (found by tests/reliability)."""
+    the line is quarantined, never a crash of intake (found by tests/reliability). The run's
+    id, loaded skills and tool names are made safe here, once, for every format."""
     try:
-        trajectory = RECORD_FORMATS[name][1](record)
+        trajectory = with_safe_names(RECORD_FORMATS[name][1](record))
         trajectory.model_dump_json()  # what the store writes: fails on lone surrogates
     except InvalidTrajectory:
         raise
@@ -199,7 +210,8 @@ def describe(exc: ValidationError, limit: int = 3) -> str:
     """`steps.2.name: Field required; outcome.reward: ...` for the first few errors."""
     parts = []
     for error in exc.errors()[:limit]:
-        where = ".".join(str(p) for p in error["loc"]) or "record"
+        # Each part alone: a key from the record is untrusted, and `.` would hide a number.
+        where = ".".join(redact(str(p)) for p in error["loc"]) or "record"
         parts.append(f"{where}: {error['msg']}")
     more = exc.error_count() - limit
     if more > 0:
