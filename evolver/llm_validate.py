@@ -3,7 +3,9 @@
 A model's text is rejected (not flagged) when it adds a URL, a shell command or a tool no
 successful run used, injection phrasing, a secret or personal data, or HTML; when it changes
 the frontmatter name or a person's text; or when the SKILL.md would fail the Agent Skills
-check. Each check returns reasons; an empty list means the text may be committed. Pure.
+check. Each check returns reasons; an empty list means the text may be committed.
+`looks_injected` (from `evolver.markup`) is the one detector of such text in quotes from runs.
+Pure.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from evolver.markup import INSTRUCTION, looks_injected
 from evolver.model import Trajectory
 from evolver.redact import redact
 from evolver.skilldoc import find_managed_block, is_managed, parse, problems, split
@@ -30,16 +33,7 @@ _URL = re.compile(
     r"|\b(?:[a-z0-9-]+\.)+(?:com|net|org|io|dev|sh|ru|cn|xyz|info|biz|co|me|app|ai|gg|tk|top|"
     r"ly|to|site|online)\b(?:/[^\s)\]>\"'`]*)?"
 )
-_INJECTION = re.compile(
-    r"(?i)\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}?"
-    r"\b(?:previous|prior|above|earlier|preceding|all|any|your|the|system)\b[^.\n]{0,20}?"
-    r"\b(?:instructions?|prompts?|rules|guidelines|messages?|polic(?:y|ies))\b"
-    r"|\bsystem prompt\b|\byou are now\b|\bdeveloper mode\b|\bjailbreak|\bDAN mode\b"
-    r"|\bnew instructions?\s*:|<\|im_(?:start|end)\|>|\[/?INST\]|</?(?:system|assistant)>"
-    r"|\bdo not (?:tell|inform|let) the user\b|\bwithout telling the user\b|\bexfiltrat"
-    r"|\b(?:send|post|upload|email|forward)\b[^.\n]{0,30}\b(?:credentials?|secrets?|passwords?"
-    r"|api[ _-]?keys?|tokens?)\b"
-)
+_INJECTION = INSTRUCTION  # the same overrides a quote from a run may not hold
 _HTML = re.compile(r"(?i)<\s*/?\s*[a-z!][^>]*>|javascript:|\bon(?:error|load|click)\s*=")
 _CODE_BLOCK = re.compile(r"^(```+|~~~+)[^\n]*\n(.*?)^\1\s*$", re.M | re.S)
 _INLINE = re.compile(r"`([^`\n]+)`")
@@ -55,17 +49,6 @@ _SHELL_ANYWHERE = re.compile(
     r"|\$\([^)]*\)|&&\s*\S|\bInvoke-(?:Expression|WebRequest)\b"
 )
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
-
-
-def looks_injected(text: str) -> bool:
-    """Whether text quoted from a run reads as instructions to an agent, a link, markup or a
-    shell command: such text never goes into a skill."""
-    return bool(
-        _INJECTION.search(text)
-        or _URL.search(text)
-        or _HTML.search(text)
-        or _SHELL_ANYWHERE.search(text)
-    )
 
 
 def commands_seen(runs: Iterable[Trajectory]) -> frozenset[str]:
