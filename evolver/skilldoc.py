@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from evolver.changes import MANAGED_KEY
+from evolver.redact import redact
 
 __all__ = [
     "ALLOWED_KEYS",
@@ -42,6 +43,8 @@ BLOCK_END = "<!-- skillforge:end -->"
 
 _FRONTMATTER = re.compile(r"^---\n(.*?)\n---\n?", re.S)
 _RESERVED = re.compile(r"anthropic|claude")
+_REDACTED = re.compile(r"\[REDACTED:[a-z-]+\]")
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
 
 
 def split(text: str) -> tuple[str, str]:
@@ -136,9 +139,28 @@ def problems(text: str, folder: str) -> list[str]:
     return out
 
 
+def token_like(word: str) -> bool:
+    """Whether a run of letters and digits reads as a key, token or id rather than a word: it
+    mixes both and is long (16+), or is 10+ with 4+ digits, or switches between them 5+ times."""
+    digits = sum(ch.isdigit() for ch in word)
+    if not digits or digits == len(word):
+        return False
+    switches = sum(a.isdigit() != b.isdigit() for a, b in zip(word, word[1:], strict=False))
+    return len(word) >= 16 or (len(word) >= 10 and digits >= 4) or switches >= 5
+
+
+def _unsecret(text: str) -> str:
+    """`text` without what `redact` would replace and without token-like runs (before camel
+    case splits a token into innocent-looking pieces)."""
+    text = _REDACTED.sub(" ", redact(text))
+    return _ALNUM_RUN.sub(lambda m: " " if token_like(m.group(0)) else m.group(0), text)
+
+
 def slugify(text: str, max_length: int = MAX_NAME) -> str:
-    """A valid skill name from any text: ASCII, lowercase, hyphenated, no reserved words."""
+    """A valid skill name from any text: ASCII, lowercase, hyphenated, no reserved words, and
+    no secret or token-like word (a tool named `get_ghp_...` never names a folder)."""
     text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    text = _unsecret(text)
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", text).lower()
     text = re.sub(r"[^a-z0-9]+", "-", text)
     while _RESERVED.search(text):

@@ -125,6 +125,28 @@ def test_slugify_examples() -> None:
     assert slugify("🚀") == "skill"
 
 
+@pytest.mark.parametrize(
+    ("raw", "token"),
+    [
+        ("fetch_Xk29Qz81Lm47Rt_record", "xk29qz81lm47rt"),
+        ("getToken4f9a8b7c6d5e4f3a2b1c", "4f9a8b7c6d5e4f3a2b1c"),
+        ("close_ghp_PLANTEDgithubTOKEN0123456789abcdEF", "planted"),
+        ("sync_aB3dE5fG7hJ9kL_state", "ab3de5fg7hj9kl"),
+        ("rotate password=hunter2secret", "hunter2secret"),
+    ],
+)
+def test_slugify_never_makes_a_name_of_a_secret_or_a_token(raw: str, token: str) -> None:
+    name = slugify(raw)
+    assert NAME_RE.match(name) and token not in name, name
+    assert not any(c.isdigit() for c in name), name  # nor a piece of one (camel case split)
+
+
+def test_slugify_keeps_short_words_with_digits() -> None:
+    assert slugify("base64_encode") == "base64-encode"
+    assert slugify("get_user_v2") == "get-user-v2"
+    assert slugify("sha256sum") == "sha256sum"
+
+
 def test_is_managed() -> None:
     assert is_managed({"metadata": {MANAGED_KEY: "true"}})
     assert not is_managed({"metadata": {MANAGED_KEY: "false"}})
