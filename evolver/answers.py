@@ -2,8 +2,8 @@
 
 Some agents must answer in a fixed structure (`FINISH([6.1, "2023-10-13"])`, a JSON object);
 a run that gets the work right and answers in another form still fails. The form keeps the
-structure and drops the values: strings become `"text"`, numbers `n`. Free prose has no form.
-Pure.
+structure and drops the values: strings become `"text"`, numbers `n`. Free prose has no form,
+nor has an answer whose form reads as instructions, a command or a link. Pure.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evolver.markup import looks_injected
 from evolver.model import Message, Trajectory
 
 __all__ = ["FREE_TEXT", "AnswerForms", "answer_form", "answer_forms", "final_answer"]
@@ -47,7 +48,8 @@ def answer_form(text: str | None) -> str:
     words = [w for w in _WORD.findall(form) if w != "text"]
     if len(form) > MAX_FORM or len(words) > MAX_WORDS or not _STRUCTURE.search(form):
         return FREE_TEXT
-    return form.replace(",", ", ").replace(":", ": ").replace("`", "")
+    form = form.replace(",", ", ").replace(":", ": ").replace("`", "")
+    return FREE_TEXT if looks_injected(form) else form
 
 
 @dataclass(frozen=True)

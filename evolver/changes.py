@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evolver.markup import inline, lines
+
 MANAGED_KEY = "skillforge.managed"  # metadata key marking a skill that skillforge wrote
 
 
@@ -64,25 +66,55 @@ class SkillChange(_Model):
     reason: str = Field(description="A paragraph for the reviewer: the evidence in words.")
     evidence: Evidence
     cluster: str = Field(description="Id of the trajectory cluster it was learned from.")
+    withheld: dict[str, int] = Field(
+        default_factory=dict,
+        description="Texts of its runs that read as instructions, a command or a link, and so "
+        "were not quoted, counted by kind (error text, request, ...).",
+    )
 
     @property
     def commit_message(self) -> str:
-        ids = ", ".join(self.evidence.trajectory_ids[:20])
+        """The commit's message: every untrusted string in it escaped (`evolver.markup`)."""
+        ids = ", ".join(inline(i, 200) for i in self.evidence.trajectory_ids[:20])
         more = len(self.evidence.trajectory_ids) - 20
         if more > 0:
             ids += f" and {more} more"
         return (
-            f"{self.summary}\n\n{self.reason}\n\n"
+            f"{inline(self.summary, 300)}\n\n{lines(self.reason)}\n\n"
             f"Evidence: {self.evidence.runs} runs, {self.evidence.successes} succeeded "
-            f"({self.evidence.success_rate:.0%}), cluster {self.cluster}, "
-            f"fingerprint {self.evidence.fingerprint}.\n{self._diagnoses()}Trajectories: {ids}\n"
+            f"({self.evidence.success_rate:.0%}), cluster {inline(self.cluster, 300)}, "
+            f"fingerprint {inline(self.evidence.fingerprint, 40)}.\n{self._diagnoses()}"
+            f"{self._withheld()}Trajectories: {ids}\n"
         )
+
+    def _withheld(self) -> str:
+        said = withheld_note(self.withheld)
+        return f"{said}\n" if said else ""
 
     def _diagnoses(self) -> str:
         found = self.evidence.categories
         if not found:
             return ""
-        return "Diagnosed failures: " + ", ".join(f"{k} {v}" for k, v in found.items()) + ".\n"
+        return (
+            "Diagnosed failures: "
+            + ", ".join(f"{inline(k, 40)} {v}" for k, v in found.items())
+            + ".\n"
+        )
+
+
+def withheld_note(counts: dict[str, int]) -> str:
+    """One sentence for the reviewer: how many texts of which kind were withheld, for
+    example "Withheld: 2 error texts and 1 request of these runs read as instructions, a
+    command or a link; quoted nowhere." ("" when none was)."""
+    parts = [f"{n} {kind}{'' if n == 1 else 's'}" for kind, n in sorted(counts.items()) if n > 0]
+    if not parts:
+        return ""
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    verb = "reads" if sum(counts.values()) == 1 else "read"
+    return (
+        f"Withheld: {listed} of these runs {verb} as instructions, a command or a link; "
+        "quoted nowhere."
+    )
 
 
 class ClusterReport(_Model):

@@ -5,7 +5,9 @@ enum-like values of the call's own arguments (`cabin` = `business`), and those i
 result of each earlier tool (`get_reservation_details` returned `insurance` = `no`). A fact
 seen at a tool's calls in several failed runs and in none of the successful runs that called
 it, and unlikely to be so by chance (a one-sided Fisher exact test), is a condition to avoid:
-a policy the agent broke, or an argument value that never works. Pure.
+a policy the agent broke, or an argument value that never works. A key or value that reads
+as instructions, a command or a link (`evolver.markup.looks_injected`) is no state: it is
+never a fact, so no check or skill quotes it. Pure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from evolver.cluster import unique_runs
 from evolver.graph import is_helper
+from evolver.markup import looks_injected
 from evolver.model import Trajectory
 from evolver.redact import sanitize_inline
 from evolver.stategraph import enum_like
@@ -86,12 +89,18 @@ def _scalar_value(key: str, value: str | int | float) -> str | None:
         return None
     if isinstance(value, str) and (m := _KIND_OF_ID.fullmatch(value.strip())):
         return None if _PERSON_KEY.search(key) else m.group(1) + "_…"
-    return enum_like(key, value)
+    text = enum_like(key, value)
+    return None if text is None or looks_injected(text) else text
 
 
 @lru_cache(maxsize=1 << 14)
 def _shown(key: str) -> bool:
-    return 0 < len(key) <= 40 and sanitize_inline(key, 40) == key and "`" not in key
+    return (
+        0 < len(key) <= 40
+        and sanitize_inline(key, 40) == key
+        and "`" not in key
+        and not looks_injected(key)
+    )
 
 
 def _flatten(data: Any) -> Iterator[tuple[str, str]]:

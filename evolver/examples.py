@@ -5,7 +5,8 @@ request needs (cancel, or refuse and change nothing; change the flight and the b
 the flight). Requests recur, so a skill lists the ones that succeeded, each as its most
 telling words and the state-changing tools its successful runs called, as ExpeL keeps an
 experience pool of successes. A new request that shares most words of an example should
-make the same changes. Pure.
+make the same changes. Words from a part of a request that reads as instructions, a command
+or a link (`evolver.markup`) are never an example's. Pure.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from evolver.cluster import task_tokens, unique_runs
 from evolver.graph import changes_state
+from evolver.markup import injected_spans, strip_injected
 from evolver.model import Trajectory
 
 __all__ = ["Example", "changes_made", "nearest_example", "worked_examples"]
@@ -68,7 +70,8 @@ def worked_examples(runs: Sequence[Trajectory], limit: int = MAX_EXAMPLES) -> li
             by_task[run.task].append(run)
     found: dict[tuple[str, ...], Example] = {}
     for task, ok in sorted(by_task.items()):
-        told = (w for w in task_tokens(task) if shared[w] >= MIN_REQUESTS)
+        tainted = _tainted(task)
+        told = (w for w in task_tokens(task) if shared[w] >= MIN_REQUESTS and w not in tainted)
         rarest = sorted(told, key=lambda w: (-math.log(1 + n / df[w]), w))[:WORDS]
         if not rarest:
             continue
@@ -79,6 +82,16 @@ def worked_examples(runs: Sequence[Trajectory], limit: int = MAX_EXAMPLES) -> li
             found[key] = Example(words, changes, len(ok))
     ranked = sorted(found.values(), key=lambda e: (-e.runs, sorted(e.words)))
     return ranked[:limit]
+
+
+def _tainted(task: str) -> frozenset[str]:
+    """The words of a request that stand only in its parts reading as instructions, a command
+    or a link."""
+    spans = injected_spans(task)
+    if not spans:
+        return frozenset()
+    inside = {w for span in spans for w in task_tokens(span)}
+    return frozenset(inside - task_tokens(strip_injected(task)))
 
 
 def nearest_example(task: str, examples: Sequence[Example]) -> Example | None:

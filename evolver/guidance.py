@@ -1,7 +1,8 @@
 """What a skill learns beyond its procedure: preconditions, verification, tool notes, guardrails.
 
 Each section is distilled from the cluster's runs and the diagnoses of its failures, with
-how often it was seen, so a reviewer can weigh it and an agent can act on it. Pure.
+how often it was seen, so a reviewer can weigh it and an agent can act on it. A result or
+error text that reads as instructions is withheld, never quoted (`evolver.markup.quote`). Pure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from evolver.diagnose import Category, Diagnosis
 from evolver.examples import Example
 from evolver.graph import is_helper
 from evolver.graph_patterns import preconditions
+from evolver.markup import quote
 from evolver.model import ToolCall, Trajectory
 from evolver.redact import sanitize_inline
 from evolver.stategraph import result_summary
@@ -137,7 +139,7 @@ def _verification(runs: Sequence[Trajectory]) -> tuple[str, ...]:
         return tuple(lines)
     (tool, shape), count = min(endings.items(), key=lambda kv: (-kv[1], kv[0]))
     lines.append(
-        f"- Successful runs end with {_code(tool)} returning {sanitize_inline(shape, 120)} "
+        f"- Successful runs end with {_code(tool)} returning {quote(shape, 'result', 120)} "
         f"({count} of {len(ok)})."
     )
     failed_last = sum(
@@ -176,7 +178,7 @@ def _guardrails(diagnoses: Sequence[Diagnosis]) -> tuple[str, ...]:
         advice = _ADVICE[category].format(tool=_code(tool), expected=_code(expected))
         line = f"- {category} ({_n(len(found), 'failed run')}): {advice}"
         if category in (Category.POLICY_VIOLATION, Category.INVALID_ARGUMENTS):
-            said = Counter(sanitize_inline(d.evidence, 100) for d in found if d.evidence)
+            said = Counter(quote(d.evidence, "error text", 100) for d in found if d.evidence)
             if said:
                 line += f' (e.g. "{min(said, key=lambda t: (-said[t], t))}")'
         lines.append(line + ".")

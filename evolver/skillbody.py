@@ -4,7 +4,9 @@ that held out on them (`evolver.checks`).
 When to use, procedure, preconditions, uses, examples, verification, pitfalls, guardrails,
 tool notes and evidence, in that order; every guidance line is a held-out lesson with its
 figures, the rest is evidence. Also what a rewrite compares (the guidance without figures).
-Every piece of trajectory text is redacted and neutralised before it is quoted.
+Every piece of trajectory text is redacted and neutralised before it is quoted; text that
+reads as instructions, a command or a link (`evolver.markup.looks_injected`) is never quoted:
+a neutral stand-in says it was withheld.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from evolver.checks import Measured
-from evolver.cluster import Cluster
+from evolver.checks import Check, Measured
+from evolver.cluster import Cluster, task_tokens
 from evolver.examples import nearest_example
 from evolver.graph import (
     error_patterns,
@@ -22,7 +24,7 @@ from evolver.graph import (
     path_counts,
 )
 from evolver.guidance import Guidance
-from evolver.llm_validate import looks_injected
+from evolver.markup import injected_spans, looks_injected, quote, strip_injected, withheld
 from evolver.model import Trajectory
 from evolver.naming import excerpt
 from evolver.redact import sanitize_inline
@@ -32,13 +34,17 @@ __all__ = [
     "argument_keys",
     "code",
     "failed_runs",
+    "guidance_line",
     "guidance_of",
+    "key_terms",
     "main_tools",
     "ok_runs",
     "percent",
     "plural",
+    "quotes_injected",
     "recorded",
     "render_block",
+    "tainted_words",
     "tool_runs",
 ]
 
@@ -96,6 +102,48 @@ def main_tools(runs: Sequence[Trajectory], limit: int = 4) -> list[str]:
     return sorted(ok, key=lambda t: (-ok[t], -every[t], t))[:limit]
 
 
+def tainted_words(runs: Sequence[Trajectory]) -> frozenset[str]:
+    """Task words (as `task_tokens` gives them) that stand only in parts of the requests that
+    read as instructions, a command or a link ("ignore", "wget", "evil"), never outside one
+    ("scipy" of a link to scipy's tracker is still a key term when requests name it)."""
+    inside: set[str] = set()
+    outside: set[str] = set()
+    for task in {r.task for r in runs}:
+        spans = injected_spans(task)
+        if spans:
+            inside.update(w for span in spans for w in task_tokens(span))
+            outside |= task_tokens(strip_injected(task))
+        else:
+            outside |= task_tokens(task)
+    return frozenset(inside - outside)
+
+
+def key_terms(cluster: Cluster) -> list[str]:
+    """The cluster's keywords that are fit to quote: none from a part of a request that reads
+    as instructions."""
+    tainted = tainted_words(cluster.members)
+    return [k for k in cluster.keywords if k not in tainted and not looks_injected(k)]
+
+
+def quotes_injected(check: Check) -> bool:
+    """Whether a check would quote untrusted text (an error, an argument name or value, an
+    answer form, a request's words) that reads as instructions."""
+    if check.text and looks_injected(check.text):
+        return True
+    return any(looks_injected(" ".join(e.words)) for e in check.examples)
+
+
+def guidance_line(m: Measured) -> str | None:
+    """The sentence of a kept check as a skill says it: an error that reads as instructions is
+    not quoted but withheld; any other check that would quote such text is not written."""
+    c = m.check
+    if not quotes_injected(c):
+        return c.sentence()
+    if c.kind == "error":
+        return f"{code(c.op)} failing ({withheld()}): check its arguments before calling it."
+    return None
+
+
 def _ordered_steps(runs: Sequence[Trajectory], steps: Sequence[Measured]) -> list[Measured]:
     """Procedure steps in the order successful runs first took them (median position)."""
     where: dict[str, list[int]] = {}
@@ -122,7 +170,7 @@ def _examples_of(runs: Sequence[Trajectory], m: Measured) -> list[str]:
     for example in m.check.examples[:8]:
         request = next((r.task for r in ok if nearest_example(r.task, [example])), None)
         shown = safe_excerpt(request, seen) if request else None
-        shown = shown or sanitize_inline(" ".join(example.words), 160).replace('"', "")
+        shown = shown or quote(" ".join(example.words), "request", 160).replace('"', "")
         made = ", ".join(code(t) for t in sorted(example.changes)) or "nothing"
         lines.append(f'- "{shown}": changed {made} ({plural(example.runs, "run")})')
     return lines
@@ -180,14 +228,16 @@ def render_block(
         by.setdefault(m.check.section, []).append(m)
 
     def lines_of(section: str) -> list[str]:
-        return [f"- {m.check.sentence()} ({m.figures()})" for m in by.get(section, [])]
+        said = ((guidance_line(m), m) for m in by.get(section, []))
+        return [f"- {line} ({m.figures()})" for line, m in said if line]
 
     lines = ["## When to use", ""]
     requests = _requests(runs)
     if requests:
         lines.append("- Requests like: " + "; ".join(f'"{r}"' for r in requests))
-    if cluster.keywords:
-        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in cluster.keywords)}")
+    terms = key_terms(cluster)
+    if terms:
+        lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in terms)}")
     tools = main_tools(runs)
     if tools:
         shown = ", ".join(f"{code(t)} ({every[t]} of {len(runs)} runs)" for t in tools)
@@ -196,8 +246,9 @@ def render_block(
     lines += ["", "## Procedure", ""]
     if measured:
         lines += [HELD_OUT_NOTE, ""]
-    if steps:
-        lines += [f"{i}. {m.check.sentence()} ({m.figures()})" for i, m in enumerate(steps, 1)]
+    said = [(line, m) for line, m in ((guidance_line(m), m) for m in steps) if line]
+    if said:
+        lines += [f"{i}. {line} ({m.figures()})" for i, (line, m) in enumerate(said, 1)]
     else:
         lines.append(NO_STEP)
     lines += _section("Preconditions", lines_of("Preconditions"))
@@ -205,7 +256,7 @@ def render_block(
         u.replace("of the procedure", "of the most common path (see Evidence)") for u in guide.uses
     ]
     lines += _section("Uses", uses)
-    for m in by.get("Examples", [])[:1]:
+    for m in [m for m in by.get("Examples", []) if guidance_line(m)][:1]:
         lines += _section("Examples", _examples_of(runs, m))
     lines += _section("Verification", lines_of("Verification"))
     lines += ["", "## Pitfalls", "", *(lines_of("Pitfalls") or [NO_PITFALL])]
@@ -249,8 +300,10 @@ def _evidence(cluster: Cluster, max_listed_ids: int, guide: Guidance) -> list[st
             f"{len(ok_runs(runs))}): {shown}"
         )
     for pattern in error_patterns(runs)[:3]:
+        message = pattern.message
+        shown = f"({withheld()})" if looks_injected(message) else f'"{message}"'
         lines.append(
-            f'- Error seen: {code(pattern.tool)} "{pattern.message}" '
+            f"- Error seen: {code(pattern.tool)} {shown} "
             f"({plural(pattern.failed_runs, 'failed run')})"
         )
     if guide.categories:

