@@ -1,11 +1,19 @@
-"""The proposal description a reviewer reads: summary table, per-skill reasons and evidence."""
+"""The proposal description a reviewer reads: summary table, per-skill reasons and evidence.
+
+It is also the body of a pull request, so every string from runs (run ids, tool names, skill
+and cluster names, error texts, reasons and notes) goes through `evolver.markup`'s one escape:
+no HTML, link, heading or table break gets in, and an error text that reads as instructions is
+withheld and counted, not quoted.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from evolver.changes import ChangeSet, SkillChange
+from evolver.changes import ChangeSet, SkillChange, withheld_note
+from evolver.markup import code, inline, looks_injected, withheld
+from evolver.markup import lines as paragraph
 from evolver.redact import sanitize_inline
 
 from .pictures import Picture
@@ -34,7 +42,8 @@ def describe(
         f"# Skill proposal {proposal_id}",
         "",
         f"{len(changes)} skill change{'s' if len(changes) != 1 else ''} learned from {runs} "
-        f"trajectories, on branch `{branch}`.",
+        f"trajectories, on branch {code(branch, 120)}.",
+        *_withheld_total(changes),
         "",
         "| Skill | Change | Runs | Success rate | Most frequent pitfall |",
         "|---|---|---|---|---|",
@@ -42,10 +51,10 @@ def describe(
     for change in changes:
         ev = change.evidence
         top = ev.errors[0] if ev.errors else None
-        pitfall = f"`{top.tool}` ({top.count}×)" if top else "none seen"
+        pitfall = f"{code(top.tool)} ({top.count}×)" if top else "none seen"
         action = {"create": "new", "update": "update", "retire": "retire"}[change.action]
         lines.append(
-            f"| `{change.skill}` | {action} | {ev.runs} | {ev.success_rate:.0%} "
+            f"| {code(change.skill)} | {action} | {ev.runs} | {ev.success_rate:.0%} "
             f"({ev.successes}/{ev.runs}) | {pitfall} |"
         )
     lines += _llm_total(llm)
@@ -103,14 +112,14 @@ def _llm_line(llm: Refined | None, change: SkillChange) -> list[str]:
     line = f"- LLM: {_usage(llm.usage_by_skill[change.skill])}"
     if cached:
         line += f", {cached} answer{'s' if cached != 1 else ''} from the cache"
-    notes = llm.notes.get(change.skill, ())
+    notes = [inline(note, 400) for note in llm.notes.get(change.skill, ())]
     return [line + (f". {'; '.join(notes)}." if notes else ".")]
 
 
 def _picture(picture: Picture | None) -> list[str]:
     if picture is None:
         return []
-    files = ", ".join(f"`{p}`" for p in picture.files)
+    files = ", ".join(f"`{p}`" for p in picture.files)  # our own paths
     return [
         "",
         "<details><summary>Tool graph of these runs</summary>",
@@ -127,27 +136,41 @@ def _picture(picture: Picture | None) -> list[str]:
 
 def _section(change: SkillChange) -> list[str]:
     ev = change.evidence
-    ids = ", ".join(f"`{i}`" for i in ev.trajectory_ids[:MAX_IDS])
+    ids = ", ".join(code(i, 200) for i in ev.trajectory_ids[:MAX_IDS])
     if len(ev.trajectory_ids) > MAX_IDS:
         ids += f" and {len(ev.trajectory_ids) - MAX_IDS} more"
     lines = [
-        f"## `{change.skill}` ({_KIND[change.action]})",
+        f"## {code(change.skill)} ({_KIND[change.action]})",
         "",
-        f"**{change.summary}**",
+        f"**{inline(change.summary, 300)}**",
         "",
-        change.reason,
+        paragraph(change.reason),
         "",
         f"- Runs: {ev.runs} ({ev.successes} succeeded, {ev.failures} failed, "
-        f"{ev.success_rate:.0%} success), cluster `{change.cluster}`",
-        f"- Evidence fingerprint: `{ev.fingerprint}`",
+        f"{ev.success_rate:.0%} success), cluster {code(change.cluster, 300)}",
+        f"- Evidence fingerprint: {code(ev.fingerprint)}",
         f"- Trajectories: {ids}",
     ]
+    note = withheld_note(change.withheld)
+    if note:
+        lines.append(f"- {note}")
     if ev.errors:
         lines += ["", "| Tool | Error | Seen | Failed runs |", "|---|---|---|---|"]
         for err in ev.errors[:10]:
-            message = err.message.replace("|", "/")
-            lines.append(f"| `{err.tool}` | {message} | {err.count} | {err.failed_runs} |")
+            hidden = err.message == withheld() or looks_injected(err.message)
+            message = f"({withheld()})" if hidden else inline(err.message, 120)
+            lines.append(f"| {code(err.tool)} | {message} | {err.count} | {err.failed_runs} |")
     return lines
+
+
+def _withheld_total(changes: Sequence[SkillChange]) -> list[str]:
+    """One line for the top of the proposal when any text of the runs was withheld."""
+    total: dict[str, int] = {}
+    for change in changes:
+        for kind, n in change.withheld.items():
+            total[kind] = total.get(kind, 0) + n
+    note = withheld_note(total)
+    return ["", note.replace("of these runs", "of the runs behind these changes")] if note else []
 
 
 MAX_FEEDBACK = 5
@@ -155,7 +178,8 @@ MAX_FEEDBACK = 5
 
 def with_feedback(change: SkillChange, notes: Sequence[str]) -> SkillChange:
     """The change with reviewers' earlier feedback on its skill (the newest `MAX_FEEDBACK`
-    notes, redacted, one line each) after its reason, so the reviewer sees it was heard."""
+    notes, redacted, one line each; escaped where the reason is rendered) after its reason,
+    so the reviewer sees it was heard."""
     if not notes:
         return change
     lines = [f"- {sanitize_inline(note, 400)}" for note in notes[-MAX_FEEDBACK:]]
