@@ -2,7 +2,8 @@
 
 On the tau-bench airline corpus: skills written and then edited by the model are committed
 and pass the strict check; the budget holds; unchanged evidence costs nothing; a hostile
-model's output is rejected; planted secrets never reach a request or the library.
+model's output is rejected; planted secrets never reach a request or the library, nor does
+text from runs that reads as instructions.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from skillforge.store import Store
 from tests.conftest import CHECK_SKILLS, REPO_ROOT
 from tests.llm_roles import expert, hostile, skill_of
 from tests.llm_server import LLMServer
+from tests.reliability.test_injection import MARKERS, planted
 
 LEAK = (
     "key sk-ant-api03-PlantedKeyValue0123456789abcdef, db https://admin:PlantedPass99@db.example"
@@ -240,6 +242,26 @@ def test_an_unavailable_api_leaves_the_cycle_offline(make_env, airline, offline)
     assert result.status == "done" and len(env.server.requests) == 1  # not asked again
     assert {n: env.skill(result, n) for n in env.changes(result)} == offline
     assert "no answer" in env.store.proposal(result.proposal)["description"]
+
+
+def test_text_that_reads_as_instructions_reaches_no_llm_request(make_env, tmp_path):
+    """An injection in error texts, a result, an argument value and requests is replaced
+    before the request is sent (the fence alone is not enough), and the library and the
+    proposal written through the LLM path quote none of it either."""
+    env = make_env()
+    result = env.cycle([parse_record(r) for r in planted()])
+    assert result.status == "done" and env.server.requests
+    assert {"writer", "analyzer"} <= set(env.server.roles())  # the failures were analysed too
+    sent = "\n".join(env.server.texts()).lower()
+    description = env.store.proposal(result.proposal)["description"]
+    clone = _check_clone(env, tmp_path, f"evolve/{result.proposal}")
+    library = "\n".join(
+        p.read_text() for p in clone.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
+    for where, text in {"requests": sent, "proposal": description, "library": library}.items():
+        found = [m for m in MARKERS if m in text.lower()]
+        assert not found, (where, found)
+    assert "withheld" in sent  # the evidence says something was there, not what
 
 
 def test_a_merge_is_never_sent_to_the_editor_which_could_only_drop_its_merged_section():
