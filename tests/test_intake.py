@@ -128,7 +128,7 @@ def test_an_oversized_line_is_quarantined(store, tmp_path):
     path = write_jsonl(tmp_path / "a.jsonl", [native(1, metadata={"blob": "x" * 5000}), native(2)])
     result = ingest_file(store, path, max_line_bytes=2048)
     assert (result.stored, result.quarantined) == (1, 1)
-    assert "over the limit of 2048" in store.quarantine()[0]["reason"]
+    assert "line longer than 2048 bytes" in store.quarantine()[0]["reason"]
 
 
 def test_quarantine_excerpts_are_redacted(store, tmp_path):
