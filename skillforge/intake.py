@@ -101,7 +101,7 @@ def ingest_paths(
     paths: Iterable[Path],
     **options: object,
 ) -> IngestResult:
-    """`ingest_file` over files and folders (every *.jsonl below a folder)."""
+    """`ingest_file` over files and folders (every *.jsonl, or rotated *.jsonl.1, below one)."""
     total = IngestResult()
     for path in expand(paths):
         total.add(ingest_file(store, path, **options))  # type: ignore[arg-type]
