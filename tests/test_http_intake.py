@@ -35,7 +35,8 @@ def run_record(n: int, **extra: Any) -> dict[str, Any]:
 class Intake:
     """An IntakeServer on a free loopback port, and a way to talk to it."""
 
-    def __init__(self, tmp_path, **settings: Any) -> None:
+    def __init__(self, tmp_path, *, server: dict[str, Any] | None = None, **settings: Any) -> None:
+        """`settings` go to the configuration, `server` to IntakeServer itself."""
         overrides = {"http": "127.0.0.1:0", "http_token": TOKEN, **settings}
         self.config = load(environ={}, cwd=tmp_path, overrides=overrides)
         self.stored_hooks = 0
@@ -45,6 +46,7 @@ class Intake:
             on_stored=self._stored,
             on_quarantine=quarantine_file_sink(self.config.quarantine_file),
             say=self.said.append,
+            **(server or {}),
         ).start()
         self.url = self.server.url
 
