@@ -5,16 +5,24 @@ its own thread with its own connection. `max_instances=1, coalesce=True` keep cy
 overlapping, and the library lock keeps them apart from the review CLI. With `http` set,
 `http_intake` takes runs over HTTP on its own threads and asks for cycles the same way. On
 SIGTERM or Ctrl-C intake stops between batches and a running cycle is allowed to finish.
+
+While it serves, the daemon holds an flock on `<db>.daemon` (one daemon per store) and
+touches it every few seconds: `skillforge status` tells a live daemon from the pid a
+SIGKILLed one left in the store, and when that one was last seen.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import signal
 import threading
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -31,6 +39,67 @@ from .watcher import watch_inbox
 
 JOB_ID = "evolve"
 MAX_BACK_TO_BACK = 3  # cycles one job run may chain when trajectories keep arriving
+HEARTBEAT_SECONDS = 5.0  # how often the live daemon touches its lock file
+
+
+def lock_path(config: Config) -> Path:
+    """The file a serving daemon holds locked: beside the store whose pid it records."""
+    return config.db_path.with_name(config.db_path.name + ".daemon")
+
+
+@contextlib.contextmanager
+def hold_daemon_lock(path: Path, *, wait: float = 5.0) -> Iterator[None]:
+    """Hold `path` locked for the block (at most for this process's life: the kernel drops
+    an flock with its process, SIGKILL included), touching it every HEARTBEAT_SECONDS.
+    Raises SkillforgeError when another daemon holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        deadline = time.monotonic() + wait  # `status` may hold it shared for an instant
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    other = handle.read().strip() or "?"
+                    raise SkillforgeError(
+                        f"another skillforge daemon (pid {other}) serves this store; stop it "
+                        "first, or give this one its own home"
+                    ) from None
+                time.sleep(0.05)
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(path, stop), daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            beat.join()
+
+
+def _heartbeat(path: Path, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        with contextlib.suppress(OSError):
+            os.utime(path)
+
+
+def daemon_alive(path: Path) -> bool:
+    """True while a daemon holds the lock file `path` (see hold_daemon_lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the shared lock, if it was taken
+    return False
 
 
 class Daemon:
@@ -57,6 +126,11 @@ class Daemon:
         config = self.config
         config.home.mkdir(parents=True, exist_ok=True)
         config.inbox.mkdir(parents=True, exist_ok=True)  # before 'serving': writers may start
+        with hold_daemon_lock(lock_path(config)):
+            return self._serve()
+
+    def _serve(self) -> int:
+        config = self.config
         LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
         store = Store(config.db_path)
         try:

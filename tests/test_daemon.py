@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 
 from skillforge.config import load
 from skillforge.daemon import Daemon
+from skillforge.errors import SkillforgeError
 from tests.conftest import REPO_ROOT
 
 
@@ -73,3 +75,25 @@ def test_enough_new_runs_start_a_cycle_early(tmp_path, airline_lines):
     with Running(tmp_path, evolve_every_minutes=600, evolve_after=50, sweep_seconds=0.2) as run:
         (run.config.inbox / "runs.jsonl").write_text(airline_lines)
         run.wait_for("proposal ")
+
+
+def test_a_second_daemon_on_the_same_store_is_refused(tmp_path):
+    # Two would both claim the store's pid and both run cycles; the lock file says which
+    # one is alive (status reads it), so the second one must not start at all.
+    with Running(tmp_path, evolve_every_minutes=600, sweep_seconds=0.2) as run:
+        second = Daemon(run.config, say=lambda text: None)
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            try:
+                second.run()
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        second.stop.set()  # if it did start, let it go
+        assert failed and isinstance(failed[0], SkillforgeError), failed
+        assert re.search(r"another skillforge daemon \(pid \d+\)", str(failed[0]))
+        assert run.thread.is_alive()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..daemon import daemon_alive, lock_path
 from ..library import LibraryRepo
 from ..output import write_line
 from ..store import Store
@@ -45,8 +48,7 @@ def status(config: Config) -> int:
     else:
         write_line("last cycle   none yet")
     _llm_spend(spend)
-    daemon = f"running (pid {state['pid']})" if state.get("pid") else "not running"
-    write_line(f"daemon       {daemon}; next cycle {state.get('next_cycle') or 'not scheduled'}")
+    write_line(f"daemon       {_daemon(config, state)}")
     write_line(f"proposals    {len(open_proposals)} open")
     for row in open_proposals:
         write_line(f"  {row['id']}  {row['branch']}  (skillforge review show {row['id']})")
@@ -76,3 +78,30 @@ def _llm_spend(spend: dict[str, dict[str, Any]], last: int = 5) -> None:
             f"{row['output_tokens']:,} out tokens, ~${row['cost_usd'] or 0.0:.4f}; "
             f"{row['cached']} of {row['asks']} asks cached, {row['noted']} with a note"
         )
+
+
+def _daemon(config: Config, state: dict[str, str | None]) -> str:
+    """Whether a daemon serves the store: the pid it stored is only a claim (a SIGKILLed
+    daemon leaves it behind), its lock file held is the proof."""
+    pid, next_cycle = state.get("pid"), state.get("next_cycle") or "not scheduled"
+    if not pid:
+        return f"not running; next cycle {next_cycle}"
+    path = lock_path(config)
+    if daemon_alive(path) or (not path.exists() and _pid_is_skillforge(pid)):
+        return f"running (pid {pid}); next cycle {next_cycle}"
+    try:
+        seen = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    except OSError:
+        seen = "an unknown time"
+    return (
+        f"not running (last seen pid {pid}, stopped uncleanly at about {seen}); "
+        "next cycle not scheduled"
+    )
+
+
+def _pid_is_skillforge(pid: str) -> bool:
+    """A daemon from before the lock file: is `pid` alive and running skillforge?"""
+    try:
+        return b"skillforge" in Path(f"/proc/{int(pid)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
