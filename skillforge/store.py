@@ -164,6 +164,21 @@ def m007_file_identity(db: Database) -> None:
     )
 
 
+@migrations()
+def m008_otlp_spans(db: Database) -> None:
+    """OpenTelemetry spans that wait for the rest of their trace (see otlp.py)."""
+    db.executescript(
+        """
+        CREATE TABLE otlp_spans (
+            trace_id TEXT NOT NULL, span_id TEXT NOT NULL, root INTEGER NOT NULL,
+            received_at TEXT NOT NULL, data TEXT NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        );
+        CREATE INDEX otlp_spans_received ON otlp_spans (trace_id, received_at);
+        """
+    )
+
+
 @dataclass(frozen=True)
 class FileProgress:
     """How far intake has read a file: byte offset and number of lines consumed, which file
