@@ -6,6 +6,10 @@ long-lived `Repo`, so no leaked `cat-file` processes), deliberate `GIT_DIR`/`GIT
 plumbing on a temporary index; callers serialise writers with `lock()`. The git processes
 started under `lock()` inherit it, so a daemon killed mid-push leaves the library locked
 until its orphaned git children have finished writing.
+
+That temporary index lives in a scratch folder under `.git/skillforge-scratch/`, flocked by
+the process using it; a SIGKILL skips the cleanup, so whoever takes `lock()` next removes
+every scratch folder no live process holds.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -34,6 +39,7 @@ from skillforge.errors import (
 )
 
 MAIN = "main"
+SCRATCH = "skillforge-scratch"  # under the git dir: temporary indexes and blobs of proposals
 PUSH_ATTEMPTS = 10  # merge pushes redone on top of a main someone else moved meanwhile
 _IDENTITY = {"user.name": "skillforge", "user.email": "skillforge@localhost"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -98,6 +104,13 @@ def _stderr(exc: git.GitCommandError) -> str:
     text = str(exc.stderr or "").strip()
     match = re.fullmatch(r"stderr: '(.*)'", text, re.S)
     return (match.group(1) if match else text).strip().rstrip(".") or f"exit status {exc.status}"
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, how: int) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, how)
+        yield  # closing the file releases the lock
 
 
 def _is_local(remote: Path | str) -> bool:
@@ -251,7 +264,7 @@ class LibraryRepo:
                             continue  # a skill folder that is itself a checkout
                         check_path(rel)
                         entries.append((rel, file))
-        with tempfile.TemporaryDirectory(prefix="skillforge-seed-") as tmp:
+        with self._scratch() as tmp:
             self._git("read-tree", "--empty", index=Path(tmp) / "index")
             tree = self._write_tree(Path(tmp) / "index", entries)
             message = b"Seed the skill library\n"
@@ -284,10 +297,55 @@ class LibraryRepo:
             holder = (self.git_dir, threading.get_ident())
             _HELD[holder] = handle.fileno()
             try:
+                with contextlib.suppress(OSError):  # tidying up must never block the work
+                    self.sweep_scratch()  # what a killed process left; its git is done now
                 yield
             finally:
                 del _HELD[holder]
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _scratch(self) -> Iterator[Path]:
+        """A new scratch folder under the git dir, flocked while in use and removed after."""
+        root = self.git_dir / SCRATCH
+        root.mkdir(exist_ok=True)
+        with _flocked(root / ".lock", fcntl.LOCK_SH):  # no sweep between mkdtemp and flock
+            path = Path(tempfile.mkdtemp(prefix="tmp-", dir=root))
+            fd = os.open(path, os.O_RDONLY)  # not inherited by git: only we hold it
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            os.close(fd)
+
+    def sweep_scratch(self) -> int:
+        """Remove the scratch folders of processes that died without cleaning up (SIGKILL):
+        those nobody holds locked. Returns how many were removed."""
+        root = self.git_dir / SCRATCH
+        if not root.is_dir():
+            return 0
+        removed = 0
+        with _flocked(root / ".lock", fcntl.LOCK_EX):
+            for entry in root.iterdir():
+                if entry.name == ".lock":
+                    continue
+                try:
+                    fd = os.open(entry, os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process is using it
+                finally:
+                    os.close(fd)
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     # -- reading --------------------------------------------------------------------
 
@@ -447,7 +505,7 @@ class LibraryRepo:
             check_path(folder)
         tip = self._need(f"refs/remotes/origin/{branch}")
         main = self._need(MAIN)
-        with tempfile.TemporaryDirectory(prefix="skillforge-") as tmp:
+        with self._scratch() as tmp:
             index = Path(tmp) / "index"
             self._git("read-tree", main, index=index)
             for folder in keep:
@@ -506,7 +564,7 @@ class LibraryRepo:
                 f"The branch {branch!r} already exists; delete it or choose another name."
             )
         created: list[str] = []
-        with tempfile.TemporaryDirectory(prefix="skillforge-") as tmp:
+        with self._scratch() as tmp:
             index = Path(tmp) / "index"
             self._git("read-tree", parent, index=index)
             for n, spec in enumerate(commits):
