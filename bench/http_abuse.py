@@ -87,7 +87,12 @@ def run(n: int, prefix: str, pad: int = 0) -> dict[str, Any]:
         {"type": "tool_call", "name": "lookup", "arguments": {"n": n}, "result": "x" * pad},
         {"type": "tool_call", "name": "cancel", "arguments": {"n": n}, "result": "ok"},
     ]
-    return {"id": f"{prefix}-{n}", "task": f"task {n}", "steps": steps, "outcome": {"success": True}}
+    return {
+        "id": f"{prefix}-{n}",
+        "task": f"task {n}",
+        "steps": steps,
+        "outcome": {"success": True},
+    }
 
 
 def post(port: int, body: bytes, kind: str, timeout: float = 600) -> tuple[int, float]:
@@ -141,9 +146,7 @@ def concurrent_posts(folder: Path, posts: int) -> dict[str, Any]:
     daemon = Daemon(folder)
     try:
         bodies = [json.dumps(run(i, "post")).encode() for i in range(posts)]
-        calls: list[Any] = [
-            lambda b=b: post(daemon.port, b, "application/json") for b in bodies
-        ]
+        calls: list[Any] = [lambda b=b: post(daemon.port, b, "application/json") for b in bodies]
         calls += [lambda: (time.sleep(0.05), get_status(daemon.port))[1] for _ in range(5)]
         results = together(calls)
         posted, gets = results[:posts], results[posts:]
@@ -168,9 +171,7 @@ def big_bodies(folder: Path, bodies: int, body_mb: float) -> dict[str, Any]:
         pad = 14_000
         per_body = max(1, int(body_mb * 1e6 / (pad + 300)))
         payloads = [
-            b"".join(
-                json.dumps(run(i, f"big{b}", pad)).encode() + b"\n" for i in range(per_body)
-            )
+            b"".join(json.dumps(run(i, f"big{b}", pad)).encode() + b"\n" for i in range(per_body))
             for b in range(bodies)
         ]
         time.sleep(1.0)
