@@ -1,64 +1,50 @@
-"""HTTP intake: `POST /v1/trajectories` stores runs in the same store and quarantine as files.
+"""HTTP intake: `POST /v1/trajectories` stores runs in the same store and quarantine as files;
+`POST /v1/traces` takes OpenTelemetry spans from any OTLP/HTTP exporter (see otlp.py).
 
-A stdlib `ThreadingHTTPServer` on a background thread; each request opens its own `Store`
-(SQLite connections are per thread). A request is all or nothing: if any record is invalid
-the answer is 400 with every problem, nothing is stored, and the bad records go to the
-quarantine (as bad lines of a file do); otherwise 202 once the transaction is on disk.
-
-The clients are not trusted to be polite (issue 14). A burst waits in a deep listen backlog
-rather than being reset; each request has a deadline for its headers and a minimum rate for
-its body (slowloris); bodies held in memory at once are bounded by a byte budget, first come
-first served; Content-Length must be ASCII digits; gzip bodies are inflated up to the size
-limit (a zip bomb is a 413), other encodings are 415; connections beyond a cap get 503; and
-`stop()` closes idle connections at once and gives requests in flight a short grace.
-(The stdlib server, hardened, rather than uvicorn: the store is synchronous, the GIL makes
-parsing serial anyway, and an ASGI server would still need the budget, deadlines and gzip.)
+A hardened stdlib server (httpserver.py) on a background thread; each request opens its own
+`Store` (SQLite connections are per thread). A trajectories request is all or nothing: if
+any record is invalid the answer is 400 with every problem, nothing is stored, and the bad
+records go to the quarantine (as bad lines of a file do); otherwise 202 once the
+transaction is on disk. A traces request is answered 200 once its spans are on disk.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import io
 import ipaddress
 import json
-import re
-import socket
-import sys
 import threading
 import time
 import uuid
-import zlib
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from evolver.model import Trajectory
 
+from . import otlp
 from .config import Config
 from .errors import ConfigError, InvalidTrajectory, SkillforgeError
+from .httpserver import (
+    HEADER_SECONDS,
+    MAX_CONNECTIONS,
+    SOCKET_TIMEOUT,
+    BodyRefused,
+    HardenedHandler,
+    HardenedServer,
+    HardenedServerV6,
+)
 from .importers import parse_line, parse_record
 from .intake import QuarantineSink, excerpt
 from .openapi import openapi_document
-from .store import Quarantined, Store
+from .store import Quarantined, Store, utcnow
 
 JSON_TYPES = {"application/json", ""}
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
-DRAIN_LIMIT = 1 << 20  # read at most this much of a refused body, so the client sees the answer
-SOCKET_TIMEOUT = 30.0  # for writing an answer
-LISTEN_BACKLOG = 1024  # a burst of clients waits in the kernel (the stdlib default, 5, resets)
-HEADER_SECONDS = 30.0  # the request line and headers must all arrive within this
-BODY_SECONDS, BODY_MIN_RATE = 30.0, 64 * 1024  # a body gets 30 s plus 1 s per 64 KiB
-BUDGET_WAIT = 60.0  # a body waits this long for room in the memory budget, then 503
-MAX_CONNECTIONS = 512  # open at once; more are answered 503 and closed
 STOP_GRACE = 10.0  # requests in flight at stop() get this long to finish
-GZIP = {"gzip", "x-gzip"}
-IDENTITY = {"", "identity"}
-DIGITS = re.compile(r"[0-9]+")  # not str.isdigit: that takes '²' and other non-ASCII digits
 ROUTES: dict[str, tuple[str, ...]] = {
     "/v1/trajectories": ("POST",),
+    "/v1/traces": ("POST",),
     "/v1/status": ("GET",),
     "/v1/openapi.json": ("GET",),
 }
@@ -69,9 +55,13 @@ StoredHook = Callable[[Store], None]
 
 @dataclass(frozen=True)
 class Answer:
+    """A response: a JSON body, or `raw` bytes of `content_type` (OTLP answers protobuf)."""
+
     status: int
     body: dict[str, Any]
     headers: tuple[tuple[str, str], ...] = ()
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -126,16 +116,21 @@ class IntakeServer:
         self.on_stored, self.on_quarantine = on_stored, on_quarantine
         self.say = say or (lambda text: None)
         self._write_lock = threading.Lock()
-        self.header_seconds, self.stop_grace = header_seconds, stop_grace
-        self.budget = _Budget(body_budget or config.http_max_bytes)
+        self.stop_grace = stop_grace
         self.stopping = threading.Event()
-        server_class = _IPv6Server if ":" in host else _Server
+        server_class = HardenedServerV6 if ":" in host else HardenedServer
         try:
-            self.server = server_class((host, port), _Handler)
+            self.server = server_class(
+                (host, port),
+                _Handler,
+                body_budget=body_budget or config.http_max_bytes,
+                header_seconds=header_seconds,
+                max_connections=max_connections,
+                say=self.say,
+            )
         except OSError as exc:
             raise ConfigError(f"cannot listen on {config.http}: {exc.strerror or exc}") from exc
-        self.server.intake = self
-        self.server.max_connections = max_connections
+        self.server.intake = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property
@@ -216,6 +211,36 @@ class IntakeServer:
         ids = [t.id for t in good]
         return Answer(202, {"accepted": result.stored, "duplicates": result.duplicates, "ids": ids})
 
+    def receive_traces(self, body: bytes, content_type: str, client: str) -> Answer:
+        """Buffer an OTLP export's spans; store the runs of the traces it completes."""
+        try:
+            document = otlp.decode(body, content_type)
+        except otlp.InvalidExport as exc:
+            status = 415 if "Content-Type" in exc.args[0] else 400
+            return _error(status, exc.args[0])
+        source = f"otlp:{client}"
+        with Store(self.config.db_path) as store:
+            with self._write_lock:
+                result = otlp.receive(store, document, source=source, now=utcnow())
+            if result.stored and self.on_stored:
+                self.on_stored(store)
+        if result.stored or result.quarantined:
+            self.say(
+                f"otlp: stored {result.stored} trajectories from {client} "
+                f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
+            )
+        message = f"{result.rejected} spans had no trace or span id" if result.rejected else ""
+        raw, kind = otlp.response(content_type, result.rejected, message)
+        return Answer(200, {}, raw=raw, content_type=kind)
+
+    def flush_traces(self) -> int:
+        """Store the runs of traces whose root span never came (the daemon calls this)."""
+        with Store(self.config.db_path) as store, self._write_lock:
+            result = otlp.flush_settled(store, source="otlp", now=utcnow())
+            if result.stored and self.on_stored:
+                self.on_stored(store)
+        return result.stored
+
     def status(self) -> Answer:
         with Store(self.config.db_path) as store:
             last = store.last_cycle()
@@ -224,7 +249,7 @@ class IntakeServer:
                 "succeeded": store.count("trajectories", "success = 1"),
                 "failed": store.count("trajectories", "success = 0"),
                 "duplicates": store.counter("duplicates"),
-                "quarantined": store.count("quarantine"),
+                "quarantined": store.quarantined_lines(),
                 "not_evolved": store.stored_after(store.evolved_high_water()),
                 "last_cycle": (
                     {k: last[k] for k in ("id", "status", "started_at", "finished_at")}
@@ -281,157 +306,12 @@ def _raiser(reason: str) -> Callable[[], Trajectory]:
     return parse
 
 
-class _Budget:
-    """The bytes of request bodies in memory at once, handed out first come first served
-    (a large body is not starved by a stream of small ones)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used = limit, 0
-        self._queue: deque[object] = deque()
-        self._changed = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, size: int, timeout: float) -> Iterator[bool]:
-        """Reserve `size` bytes (at most the whole budget) for the block; False if there was
-        no room within `timeout` seconds."""
-        size, ticket = min(size, self.limit), object()
-        with self._changed:
-            self._queue.append(ticket)
-            got = self._changed.wait_for(
-                lambda: self._queue[0] is ticket and self.used + size <= self.limit, timeout
-            )
-            self._queue.remove(ticket)
-            self.used += size if got else 0
-            self._changed.notify_all()
-        try:
-            yield got
-        finally:
-            if got:
-                with self._changed:
-                    self.used -= size
-                    self._changed.notify_all()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    """Inflate a gzip body (members one after another, as gzip writes them), never holding
-    more than `limit` + 1 bytes of output. Raises _TooLarge, or zlib.error when it is not gzip."""
-    out = bytearray()
-    rest = data
-    while rest.strip(b"\0"):
-        inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-        pending = rest
-        while pending and not inflater.eof:
-            out += inflater.decompress(pending, limit + 1 - len(out))
-            if len(out) > limit:
-                raise _TooLarge
-            pending = inflater.unconsumed_tail
-        if not inflater.eof:
-            raise zlib.error("the gzip stream ends early")
-        rest = inflater.unused_data
-    return bytes(out)
-
-
-class _DeadlineReader(io.RawIOBase):
-    """Reads from the socket until the handler's deadline, however slowly bytes trickle in."""
-
-    def __init__(self, sock: socket.socket, handler: _Handler) -> None:
-        self.sock, self.handler = sock, handler
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        remaining = self.handler.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the client is too slow")
-        self.sock.settimeout(remaining)
-        return self.sock.recv_into(buffer)
-
-
-class _Server(ThreadingHTTPServer):
-    """Handler threads are daemons and tracked, so `stop()` can close their connections."""
-
-    request_queue_size = LISTEN_BACKLOG
-    daemon_threads = True
-    block_on_close = False
-    intake: IntakeServer
-    max_connections: int
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler]) -> None:
-        self.handlers: set[_Handler] = set()
-        self.handlers_lock = threading.Lock()
-        self.accepted: set[socket.socket] = set()  # from accept to close, counted for the cap
-        super().__init__(address, handler)
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        """Over the connection cap: a short 503 and close, on the accepting thread."""
-        with self.handlers_lock:
-            room = len(self.accepted) < self.max_connections
-            if room:
-                self.accepted.add(request)
-        if not room:
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(_BUSY)
-        return room
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.handlers_lock:
-            self.accepted.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self, *, idle_only: bool) -> int:
-        """Shut down the sockets of idle handlers (or of all); how many handlers are left."""
-        with self.handlers_lock:  # a handler closes its socket only after leaving the set
-            for handler in self.handlers:
-                if not (idle_only and handler.busy):
-                    with contextlib.suppress(OSError):
-                        handler.connection.shutdown(socket.SHUT_RDWR)
-            return len(self.handlers)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A connection that broke is the client's business; anything else is reported."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            self.intake.say(
-                f"http: a connection from {client_address[0]} failed: {sys.exc_info()[1]!r}"
-            )
-
-
-class _IPv6Server(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(HardenedHandler):
     server_version = "skillforge"
-    timeout = SOCKET_TIMEOUT
-    disable_nagle_algorithm = True  # headers and body go in two writes; don't hold the second
-    server: _Server
-    busy = False  # between a complete request head and the end of its answer
-    deadline = 0.0  # reads after this time out
 
     @property
     def intake(self) -> IntakeServer:
-        return self.server.intake
-
-    def setup(self) -> None:
-        super().setup()
-        self.rfile.close()
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self), 65536)
-        with self.server.handlers_lock:
-            self.server.handlers.add(self)
-
-    def finish(self) -> None:
-        with self.server.handlers_lock:
-            self.server.handlers.discard(self)
-        super().finish()
-
-    def handle_one_request(self) -> None:
-        self.busy, self.deadline = False, time.monotonic() + self.intake.header_seconds
-        super().handle_one_request()
+        return self.server.intake  # type: ignore[attr-defined,no-any-return]
 
     def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
         self._handle("GET")
@@ -470,77 +350,27 @@ class _Handler(BaseHTTPRequestHandler):
             return Answer(200, openapi_document())
         if path == "/v1/status":
             return self.intake.status()
-        return self._post_trajectories()
+        if path == "/v1/traces":
+            return self._post(self.intake.receive_traces)
+        return self._post(self.intake.receive)
 
-    def _post_trajectories(self) -> Answer:
-        lengths = {value.strip() for value in self.headers.get_all("Content-Length", [])}
-        if self.headers.get("Transfer-Encoding") or not lengths:
-            self.close_connection = True
-            return _error(411, "send the body with a Content-Length")
-        length_header = lengths.pop()
-        if lengths or not DIGITS.fullmatch(length_header):
-            self.close_connection = True
-            return _error(400, f"Content-Length {length_header!r} is not one number")
-        limit = self.intake.config.http_max_bytes
-        # int() of thousands of digits raises; more than 18 are over any limit anyway.
-        length = int(length_header) if len(length_header) <= 18 else limit + 1
-        if length > limit:
-            self._refuse_body(length)
-            return _error(413, f"the body is {length_header} bytes, over the limit of {limit}")
-        encoding = ",".join(self.headers.get_all("Content-Encoding", [])).strip().lower()
-        if encoding not in IDENTITY | GZIP:
-            self._refuse_body(length)
-            reason = f"unsupported Content-Encoding {encoding!r}; send the body as is or gzip"
-            return _error(415, reason, (("Accept-Encoding", "gzip"),))
-        # A gzip body may inflate to the limit: it holds room for that much.
-        size = limit if encoding in GZIP else length
-        with self.intake.budget.hold(size, BUDGET_WAIT) as room:
-            if not room:
-                self._refuse_body(length)
-                return _error(503, "too many large bodies at once; retry", (("Retry-After", "5"),))
-            self.deadline = time.monotonic() + BODY_SECONDS + length / BODY_MIN_RATE
-            try:
-                body = self.rfile.read(length)
-            except TimeoutError:
-                self.close_connection = True
-                return _error(408, f"the body did not arrive in time ({length} bytes)")
-            if len(body) < length:
-                self.close_connection = True
-                return _error(400, f"the body ended after {len(body)} of {length} bytes")
-            if encoding in GZIP:
-                try:
-                    body = _gunzip(body, limit)
-                except _TooLarge:
-                    return _error(413, f"the body inflates to over the limit of {limit} bytes")
-                except zlib.error as exc:
-                    return _error(400, f"the body is not valid gzip: {exc}")
-            return self.intake.receive(
-                body, self.headers.get("Content-Type", ""), self.client_address[0]
-            )
-
-    def _refuse_body(self, length: int) -> None:
-        """Read (and drop) some of a refused body, then close: closing on unread data resets
-        the connection, and the client would never see the answer."""
-        self.close_connection = True
-        self.deadline = time.monotonic() + 5.0
-        remaining = min(length, DRAIN_LIMIT)
+    def _post(self, receive: Callable[[bytes, str, str], Answer]) -> Answer:
         try:
-            while remaining > 0:
-                chunk = self.rfile.read1(min(remaining, 65536))
-                if not chunk:
-                    return
-                remaining -= len(chunk)
-        except OSError:
-            return
+            with self.body(self.intake.config.http_max_bytes) as body:
+                return receive(body, self.headers.get("Content-Type", ""), self.client_address[0])
+        except BodyRefused as refused:
+            return _error(refused.status, refused.reason, refused.headers)
 
     def _send(self, answer: Answer) -> None:
-        payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
+        payload = answer.raw
+        if payload is None:
+            payload = json.dumps(answer.body, ensure_ascii=False).encode("utf-8")
         if self.intake.stopping.is_set():
             self.close_connection = True
         try:
             self.connection.settimeout(SOCKET_TIMEOUT)
             self.send_response(answer.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in answer.headers:
                 self.send_header(name, value)
@@ -555,16 +385,3 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _error(status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
     return Answer(status, {"errors": [{"index": None, "reason": reason}]}, headers)
-
-
-def _busy_answer() -> bytes:
-    """The whole 503 sent to a connection over the cap, before anything is read from it."""
-    body = json.dumps(_error(503, "too many connections; retry").body).encode()
-    head = (
-        "HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-        f"Retry-After: 1\r\nConnection: close\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-_BUSY = _busy_answer()

@@ -25,6 +25,21 @@ def _errors(description: str) -> dict[str, Any]:
     return _json(_schema("Errors"), description)
 
 
+def _body_errors(unsupported: str) -> dict[str, Any]:
+    """The answers of a route that takes a body, besides its own 200/202 and 400."""
+    return {
+        "401": _errors("The bearer token is missing or wrong."),
+        "408": _errors("The body did not arrive in time (30 s plus 1 s per 64 KiB)."),
+        "411": _errors("No Content-Length."),
+        "413": _errors("The body (inflated, if gzip) is over the size limit (http_max_bytes)."),
+        "415": _errors(unsupported),
+        "503": _errors(
+            "The store failed, too many connections, or too many large bodies at once; "
+            "nothing was stored, send again (see Retry-After)."
+        ),
+    }
+
+
 def _component_schemas() -> dict[str, Any]:
     trajectory = Trajectory.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = dict(trajectory.pop("$defs", {}))
@@ -136,12 +151,36 @@ def openapi_document() -> dict[str, Any]:
         },
         "responses": {
             "202": _json(_schema("Accepted"), "Stored (or already stored)."),
+            **_body_errors("Neither JSON nor JSONL, or an encoding other than gzip."),
             "400": _errors("Invalid records or a malformed request; nothing was stored."),
-            "401": _errors("The bearer token is missing or wrong."),
-            "411": _errors("No Content-Length."),
-            "413": _errors("The body is over the size limit (http_max_bytes)."),
-            "415": _errors("Neither JSON nor JSONL."),
-            "503": _errors("The store failed; nothing was stored, send again."),
+        },
+    }
+    traces = {
+        "operationId": "postTraces",
+        "summary": "OTLP/HTTP: OpenTelemetry spans from any SDK exporter or Collector.",
+        "description": "An ExportTraceServiceRequest, protobuf (application/x-protobuf) or "
+        "OTLP JSON. Point an exporter at `<this server>/v1/traces`. Spans wait on disk until "
+        "their trace's root span arrives (or the trace goes quiet), then each `invoke_agent` "
+        "span with its `execute_tool` spans becomes one trajectory (GenAI semantic "
+        "conventions; content capture must be on for the task). 200 is sent once the spans "
+        "are on disk, with an ExportTraceServiceResponse in the request's encoding.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The spans are stored; partialSuccess counts spans refused.",
+                "content": {
+                    "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            **_body_errors("Neither protobuf nor JSON, or an encoding other than gzip."),
+            "400": _errors("Not an OTLP trace export."),
         },
     }
     return {
@@ -155,6 +194,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/v1/trajectories": {"post": post},
+            "/v1/traces": {"post": traces},
             "/v1/status": {
                 "get": {
                     "operationId": "getStatus",

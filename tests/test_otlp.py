@@ -147,3 +147,57 @@ def test_the_answer_is_an_export_response_in_the_request_encoding() -> None:
     assert parsed.partial_success.rejected_spans == 2
     raw, kind = otlp.response("application/json")
     assert (json.loads(raw), kind) == ({}, "application/json")
+
+
+# -- over HTTP, from the SDK's own OTLP/HTTP exporter -------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_the_sdk_exporter_sends_spans_to_v1_traces_and_they_become_runs(
+    tmp_path: Path, compression: str
+) -> None:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from skillforge.config import load
+    from skillforge.http_intake import IntakeServer
+
+    token = "otlp-token"
+    config = load(
+        environ={}, cwd=tmp_path, overrides={"http": "127.0.0.1:0", "http_token": token}
+    )
+    stored: list[int] = []
+    with IntakeServer(config, on_stored=lambda s: stored.append(s.count("trajectories"))) as srv:
+        exporter = OTLPSpanExporter(
+            endpoint=f"{srv.url}/v1/traces",
+            headers={"Authorization": f"Bearer {token}"},
+            compression=Compression.Gzip if compression == "gzip" else Compression.NoCompression,
+        )
+        provider = TracerProvider()
+        # One export per span as it ends, as a busy BatchSpanProcessor may split a trace.
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("agent")
+        for n in range(3):
+            messages = json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": f"Refund order W{n}"}]}]
+            )
+            with tracer.start_as_current_span("invoke_agent support") as agent:
+                agent.set_attribute("gen_ai.operation.name", "invoke_agent")
+                agent.set_attribute("gen_ai.input.messages", messages)
+                for tool in ("get_order", "refund"):
+                    with tracer.start_as_current_span(f"execute_tool {tool}") as span:
+                        span.set_attribute("gen_ai.operation.name", "execute_tool")
+                        span.set_attribute("gen_ai.tool.name", tool)
+                        span.set_attribute("gen_ai.tool.call.arguments", f'{{"order": "W{n}"}}')
+                agent.set_status(Status(StatusCode.OK))
+        provider.shutdown()
+        wrong = OTLPSpanExporter(endpoint=f"{srv.url}/v1/traces", headers={})
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        assert wrong.export(agent_run("x", [])) == SpanExportResult.FAILURE  # 401
+    with Store(config.db_path) as store:
+        runs = sorted(store.trajectories(), key=lambda t: t.task)
+        assert [t.task for t in runs] == [f"Refund order W{n}" for n in range(3)]
+        assert all([c.name for c in t.tool_calls] == ["get_order", "refund"] for t in runs)
+        assert store.count("otlp_spans") == 0
+    assert stored and stored[-1] == 3
