@@ -1,10 +1,11 @@
 """`skillforge serve`: watch the inbox, take trajectories in, run cycles on a schedule.
 
-The main thread does intake (one SQLite connection); an apscheduler job runs cycles on
-its own thread with its own connection. `max_instances=1, coalesce=True` keep cycles from
-overlapping, and the library lock keeps them apart from the review CLI. With `http` set,
-`http_intake` takes runs over HTTP on its own threads and asks for cycles the same way. On
-SIGTERM or Ctrl-C intake stops between batches and a running cycle is allowed to finish.
+The main thread does intake (one SQLite connection); an apscheduler job runs each cycle in
+a child process (cycle_process.py), so intake never waits on it. `max_instances=1,
+coalesce=True` keep cycles from overlapping, and the library lock keeps them apart from the
+review CLI. With `http` set, `http_intake` takes runs (and OpenTelemetry spans) over HTTP on
+its own threads and asks for cycles the same way. On SIGTERM or Ctrl-C intake stops between
+batches and a running cycle is allowed to finish.
 
 While it serves, the daemon holds an flock on `<db>.daemon` (one daemon per store) and
 touches it every few seconds: `skillforge status` tells a live daemon from the pid a
@@ -19,7 +20,6 @@ import os
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
-from .cycle import run_cycle
+from .cycle_process import run_in_child
 from .errors import SkillforgeError
 from .http_intake import IntakeServer
 from .intake import IngestResult, ingest_file, quarantine_file_sink
@@ -167,6 +167,7 @@ class Daemon:
             stop=self.stop,
             sweep_seconds=self.config.sweep_seconds,
             polling=self.config.polling,
+            on_skip=lambda path, why: self.say(f"intake: not reading {path}: {why}"),
         ):
             result = IngestResult()
             for path in batch:
@@ -188,6 +189,8 @@ class Daemon:
                     f"ingested {result.stored} trajectories from {result.files} files "
                     f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
                 )
+            if self._http:  # traces whose root span never came, once they go quiet
+                self._http.flush_traces()
             self._after_intake(store, first=first_pass)
             first_pass = False
             self._publish_next_cycle(store)
@@ -201,7 +204,8 @@ class Daemon:
             config, on_stored=self._after_intake, on_quarantine=sink, say=self.say
         ).start()
         self.say(
-            f"http intake on {self._http.url}/v1/trajectories"
+            f"http intake on {self._http.url}/v1/trajectories, OpenTelemetry (OTLP/HTTP) on "
+            f"{self._http.url}/v1/traces"
             + (" (bearer token required)" if config.http_token else "")
         )
 
@@ -235,30 +239,8 @@ class Daemon:
             self._cycle_running.clear()
 
     def _one_cycle(self) -> None:
-        config = self.config
-        try:
-            with Store(config.db_path) as store:
-                repo = LibraryRepo(config.library_path, config.remote_url)
-                result = run_cycle(store, repo, config, say=self.say)
-        except SkillforgeError as exc:
-            self.say(f"cycle failed: {exc} (it is retried at the next cycle)")
-            return
-        except Exception:  # a bug must not kill the daemon; it is logged for a report
-            path = config.log_dir / f"cycle-crash-{utcnow():%Y%m%d-%H%M%S}.log"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(traceback.format_exc(), encoding="utf-8")
-            self.say(f"cycle crashed unexpectedly; traceback in {path}")
-            return
-        if result.proposal and result.changes:
-            self.say(
-                f"proposal {result.proposal}: {result.changes} skill changes on branch "
-                f"evolve/{result.proposal}, pushed to {config.remote_url}\n"
-                f"  description: {result.description}\n"
-                f"  review:      skillforge review show {result.proposal}\n"
-                f"  accept:      skillforge review accept {result.proposal}"
-            )
-        else:
-            self.say(f"cycle {result.id}: {result.message}")
+        """One cycle in a child process (cycle_process.py): intake keeps its CPU and memory."""
+        run_in_child(self.config, self.say)
 
     def _publish_next_cycle(self, store: Store) -> None:
         job = self.scheduler.get_job(JOB_ID)
