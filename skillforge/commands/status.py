@@ -19,7 +19,7 @@ def status(config: Config) -> int:
         succeeded = store.count("trajectories", "success = 1")
         failed = store.count("trajectories", "success = 0")
         files = store.count("files")
-        quarantined = store.count("quarantine")
+        quarantined = store.quarantined_lines()  # a summary row stands for many lines
         pending = store.stored_after(store.evolved_high_water())
         last = store.last_cycle()
         state = store.state()
