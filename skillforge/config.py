@@ -11,9 +11,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .stores import is_postgres, safe_url
 
 CONFIG_FILE = "skillforge.toml"
 ENV_PREFIX = "SKILLFORGE_"
@@ -26,7 +27,12 @@ class Config(BaseModel):
 
     inbox: Path = Field(Path("trajectories"), description="Folder agents append *.jsonl to.")
     home: Path = Field(Path("var"), description="State folder: store, library, proposals.")
-    db: Path | None = Field(None, description="SQLite store (default HOME/skillforge.db).")
+    db: str | None = Field(
+        None,
+        repr=False,  # a URL may carry a password
+        description="The store: a SQLite file (default HOME/skillforge.db), or a"
+        " postgresql://USER@HOST/DB URL several hosts share (password: PGPASSWORD or ~/.pgpass).",
+    )
     library: Path | None = Field(None, description="Library working copy (default HOME/library).")
     remote: str | None = Field(None, description="Library remote (default HOME/library.git).")
     seed: Path | None = Field(Path("skills"), description="Skills a new library starts from.")
@@ -101,9 +107,43 @@ class Config(BaseModel):
         3, ge=1, description="Failed runs each auto-merged pitfall must be backed by."
     )
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_as_text(cls, value: Any) -> Any:
+        """A path (from code) as text; a URL other than PostgreSQL's refused up front."""
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, str) and "://" in value and not is_postgres(value):
+            raise ValueError(
+                f"{safe_url(value)} is neither a SQLite file's path nor a postgresql:// URL"
+            )
+        return value
+
+    @property
+    def db_is_postgres(self) -> bool:
+        """Whether the store is a PostgreSQL database (`db = "postgresql://..."`)."""
+        return self.db is not None and is_postgres(self.db)
+
     @property
     def db_path(self) -> Path:
-        return self.db or self.home / "skillforge.db"
+        """The SQLite store's file. Raises ConfigError when the store is PostgreSQL, so a
+        command not yet able to use it fails instead of writing to a stray SQLite file."""
+        if self.db_is_postgres:
+            raise ConfigError(
+                f"db is a PostgreSQL URL ({self.store_display}), which this command does not"
+                " support yet; give it a SQLite file's path"
+            )
+        return Path(self.db) if self.db else self.home / "skillforge.db"
+
+    @property
+    def store_location(self) -> str:
+        """What `stores.open_store` takes: the PostgreSQL URL, or the SQLite file's path."""
+        return self.db if self.db and self.db_is_postgres else str(self.db_path)
+
+    @property
+    def store_display(self) -> str:
+        """The store's location fit for logs and `status`: a URL without its password."""
+        return safe_url(self.db) if self.db and self.db_is_postgres else str(self.db_path)
 
     @property
     def library_path(self) -> Path:
@@ -169,6 +209,9 @@ def _resolved(config: Config, base: Path) -> Config:
     def absolute(p: Path | None) -> Path | None:
         return None if p is None else (p if p.is_absolute() else base / p)
 
+    db = config.db
+    if db is not None and not is_postgres(db):
+        db = str(absolute(Path(db)))
     remote = config.remote
     if remote and "://" not in remote and not remote.startswith("git@"):
         remote = str(absolute(Path(remote)))
@@ -176,7 +219,7 @@ def _resolved(config: Config, base: Path) -> Config:
         update={
             "inbox": absolute(config.inbox),
             "home": absolute(config.home),
-            "db": absolute(config.db),
+            "db": db,
             "library": absolute(config.library),
             "remote": remote,
             "seed": absolute(config.seed),
