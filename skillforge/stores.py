@@ -15,7 +15,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import StoreError
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .pgstore import PostgresStore
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+AnyStore: TypeAlias = "Store | PostgresStore"  # for annotations of code that takes either
 
 
 def is_postgres(db: str | Path) -> bool:
