@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,11 +23,18 @@ from evolver.redact import redact
 
 __all__ = [
     "Cluster",
+    "centroid",
+    "characteristic",
     "cluster",
+    "cluster_id",
     "cohesion",
-    "intent_families",
+    "families",
     "features",
+    "group_sets",
     "idf",
+    "idf_weight",
+    "intent_families",
+    "join_existing",
     "task_tokens",
     "tools_used",
     "unique_runs",
@@ -130,14 +137,29 @@ def idf(doc_features: Iterable[Iterable[str]]) -> dict[str, float]:
     df: Counter[str] = Counter()
     for feats in doc_features:
         df.update(set(feats))
-    return {f: math.log(1.0 + IDF_SCALE / c) for f, c in df.items()}
+    return {f: idf_weight(c) for f, c in df.items()}
+
+
+def idf_weight(df: int) -> float:
+    """The weight of a feature that `df` runs have. K is fixed, so document frequencies are
+    additive: a store can keep them and update them with each new run."""
+    return math.log(1.0 + IDF_SCALE / df)
 
 
 def _vector(feats: frozenset[str], weights: Mapping[str, float]) -> dict[str, float]:
     """Unit vector with words and tools each normalised, then mixed half and half."""
+    return centroid(dict.fromkeys(feats, 1), weights)
+
+
+def centroid(counts: Mapping[str, int], weights: Mapping[str, float]) -> dict[str, float]:
+    """The unit vector of a group of runs from how many of them have each feature (a run is a
+    group of one): idf x count, words and tools each normalised, then mixed half and half.
+    Counts add up as runs arrive, so a store can keep a cluster's and recompute its centroid
+    exactly under whatever the idf weights have become."""
     parts: list[dict[str, float]] = [{}, {}]
-    for f in sorted(feats):  # a fixed order keeps float sums identical across processes
-        parts[f.startswith(TOOL_PREFIX)][f] = weights[f]
+    for f in sorted(counts):  # a fixed order keeps float sums identical across processes
+        if counts[f]:
+            parts[f.startswith(TOOL_PREFIX)][f] = weights[f] * counts[f]
     present = [p for p in parts if p]
     vec: dict[str, float] = {}
     for part in present:
@@ -185,24 +207,30 @@ def _neighbours(vectors: Sequence[dict[str, float]], k: int) -> list[list[tuple[
     return out
 
 
-def _characteristic(
-    members: Sequence[Trajectory], feats: Mapping[str, frozenset[str]], weights: Mapping[str, float]
+def characteristic(
+    counts: Mapping[str, int], n: int, weights: Mapping[str, float]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Top keywords (share of the group's runs x idf) and top tools (share, then idf)."""
+    """Top keywords (share of the group's `n` runs x idf) and top tools (share, then idf), from
+    how many of its runs have each feature."""
+
+    def score(f: str) -> float:  # rounded, so float noise never reorders near-ties
+        return round(counts[f] * weights[f] / n, 6)
+
+    present = [f for f in counts if counts[f]]
+    words = sorted(
+        (f for f in present if not f.startswith(TOOL_PREFIX)), key=lambda f: (-score(f), f)
+    )
+    tools = sorted(
+        (f for f in present if f.startswith(TOOL_PREFIX)), key=lambda f: (-counts[f], -score(f), f)
+    )
+    return tuple(words[:8]), tuple(t[len(TOOL_PREFIX) :] for t in tools[:6])
+
+
+def _counts(members: Iterable[Trajectory], feats: Mapping[str, frozenset[str]]) -> Counter[str]:
     counts: Counter[str] = Counter()
     for run in members:
         counts.update(feats[run.id])
-
-    def score(f: str) -> float:  # rounded, so float noise never reorders near-ties
-        return round(counts[f] * weights[f] / len(members), 6)
-
-    words = sorted(
-        (f for f in counts if not f.startswith(TOOL_PREFIX)), key=lambda f: (-score(f), f)
-    )
-    tools = sorted(
-        (f for f in counts if f.startswith(TOOL_PREFIX)), key=lambda f: (-counts[f], -score(f), f)
-    )
-    return tuple(words[:8]), tuple(t[len(TOOL_PREFIX) :] for t in tools[:6])
+    return counts
 
 
 def _communities(graph: nx.Graph) -> list[set[int]]:
@@ -228,6 +256,15 @@ def _communities(graph: nx.Graph) -> list[set[int]]:
         parts = nx.community.louvain_communities(sub, weight="weight", resolution=share, seed=SEED)
         out.extend({nodes[i] for i in part} for part in parts)
     return out
+
+
+def cluster_id(keywords: Sequence[str], tools: Sequence[str], seen: Collection[str]) -> str:
+    """A new cluster's id: a hash of its top tools and keywords, salted until not in `seen`."""
+    cid, salt = _cluster_id(keywords, tools), 1
+    while cid in seen:
+        cid = _cluster_id(keywords, tools, f"#{salt}")
+        salt += 1
+    return cid
 
 
 def _cluster_id(keywords: Sequence[str], tools: Sequence[str], salt: str = "") -> str:
@@ -260,23 +297,32 @@ def cluster(
             kept[prior[run.id]].append(run)
         else:
             fresh.append(run)
-    pool = _join_existing(fresh, kept, feats, weights, similarity) if kept else fresh
+    pool = fresh
+    if kept:
+        centres = {cid: centroid(_counts(m, feats), weights) for cid, m in sorted(kept.items())}
+        joined = join_existing([feats[r.id] for r in fresh], centres, weights, similarity)
+        pool = []
+        for run, cid in zip(fresh, joined, strict=True):
+            (kept[cid] if cid else pool).append(run)
     found = [(cid, members) for cid, members in sorted(kept.items())]
     seen = set(kept)
-    for members in sorted(
-        _group(pool, feats, weights, similarity, k), key=lambda m: (-len(m), m[0].id)
-    ):
-        words, tools = _characteristic(members, feats, weights)
-        cid, salt = _cluster_id(words, tools), 1
-        while cid in seen:
-            cid = _cluster_id(words, tools, f"#{salt}")
-            salt += 1
+    sets: dict[frozenset[str], list[Trajectory]] = defaultdict(list)
+    for run in pool:  # runs are sorted, so each feature set's runs are too
+        sets[feats[run.id]].append(run)
+    keys = sorted(sets, key=lambda fs: sets[fs][0].id)
+    groups = [
+        [r for i in part for r in sets[keys[i]]]
+        for part in group_sets([(fs, len(sets[fs])) for fs in keys], weights, similarity, k)
+    ]
+    for members in sorted(groups, key=lambda m: (-len(m), min(r.id for r in m))):
+        words, tools = characteristic(_counts(members, feats), len(members), weights)
+        cid = cluster_id(words, tools, seen)
         seen.add(cid)
         found.append((cid, members))
     clusters = []
     for cid, members in found:
         members = sorted(members, key=_id)
-        words, tools = _characteristic(members, feats, weights)
+        words, tools = characteristic(_counts(members, feats), len(members), weights)
         clusters.append(Cluster(id=cid, members=tuple(members), keywords=words, tools=tools))
     clusters.sort(key=lambda c: (-c.size, c.id))
     return clusters
@@ -299,77 +345,62 @@ def cohesion(c: Cluster) -> float:
     return (squared - n) / (n * (n - 1))
 
 
-def _centroid(vectors: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    total: dict[str, float] = defaultdict(float)
-    for vec in vectors:
-        for f in sorted(vec):
-            total[f] += vec[f]
-    norm = math.sqrt(sum(w * w for w in total.values())) or 1.0
-    return {f: w / norm for f, w in total.items()}
-
-
 def intent_families(clusters: Sequence[Cluster], similarity: float = 0.5) -> dict[str, list[str]]:
     """For each cluster, the clusters (itself first) whose requests read alike: task words
     only, no tools. Runs that took different paths on like requests land in different
     clusters; a lesson about which path works is tested across all of them."""
+    words = {c.id: Counter(w for r in c.members for w in task_tokens(r.task)) for c in clusters}
     weights = idf(task_tokens(r.task) for c in clusters for r in c.members)
-    centroids = {
-        c.id: _centroid([_vector(task_tokens(r.task), weights) for r in c.members])
-        for c in clusters
-    }
+    return families({cid: centroid(n, weights) for cid, n in words.items()}, similarity)
+
+
+def families(
+    centroids: Mapping[str, Mapping[str, float]], similarity: float = 0.5
+) -> dict[str, list[str]]:
+    """`intent_families` from each cluster's task-word centroid (in the clusters' order)."""
     out: dict[str, list[str]] = {}
-    for c in clusters:
-        mine = centroids[c.id]
-        out[c.id] = [c.id] + [
-            o.id for o in clusters if o.id != c.id and _dot(mine, centroids[o.id]) >= similarity
+    for cid, mine in centroids.items():
+        out[cid] = [cid] + [
+            o for o, theirs in centroids.items() if o != cid and _dot(mine, theirs) >= similarity
         ]
     return out
 
 
-def _join_existing(
-    fresh: Sequence[Trajectory],
-    kept: dict[str, list[Trajectory]],
-    feats: Mapping[str, frozenset[str]],
+def join_existing(
+    fresh: Sequence[frozenset[str]],
+    centres: Mapping[str, Mapping[str, float]],
     weights: Mapping[str, float],
     similarity: float,
-) -> list[Trajectory]:
-    """Add each new run to the most similar existing cluster; return those that fit none."""
-    centres = {
-        cid: _centroid([_vector(feats[r.id], weights) for r in members])
-        for cid, members in sorted(kept.items())
-    }
-    pool = []
-    for run in fresh:
-        vec = _vector(feats[run.id], weights)
-        score, cid = max((round(_dot(vec, c), 9), cid) for cid, c in centres.items())
-        if score >= similarity:
-            kept[cid].append(run)
-        else:
-            pool.append(run)
-    return pool
+) -> list[str | None]:
+    """For each new run's features, the existing cluster whose centroid it is most similar to
+    (at least `similarity`), or None when it fits none. Centroids are not moved by the runs
+    that join them here, so the answer does not depend on the runs' order."""
+    out: list[str | None] = []
+    ranked = sorted(centres.items())
+    for feats in fresh:
+        vec = _vector(feats, weights)
+        score, cid = max((round(_dot(vec, c), 9), cid) for cid, c in ranked)
+        out.append(cid if score >= similarity else None)
+    return out
 
 
-def _group(
-    runs: Sequence[Trajectory],
-    feats: Mapping[str, frozenset[str]],
+def group_sets(
+    sets: Sequence[tuple[frozenset[str], int]],
     weights: Mapping[str, float],
     similarity: float,
-    k: int,
-) -> list[list[Trajectory]]:
-    """Louvain communities of a top-k similarity graph over the runs."""
-    if not runs:
+    k: int = TOP_K,
+) -> list[list[int]]:
+    """Louvain communities of a top-k similarity graph over distinct feature sets, each with
+    how many runs have it (runs with identical features are one point); each community as
+    indices into `sets`, ascending. `sets` must be in a canonical order (by first run id)."""
+    if not sets:
         return []
-    # Runs with identical features are one point: compare each distinct feature set once.
-    groups: dict[frozenset[str], list[Trajectory]] = defaultdict(list)
-    for run in runs:
-        groups[feats[run.id]].append(run)
-    keys = sorted(groups, key=lambda fs: groups[fs][0].id)  # runs are sorted, so is this
-    vectors = [_vector(fs, weights) for fs in keys]
+    vectors = [_vector(fs, weights) for fs, _ in sets]
     # A node stands for m identical runs: its self-loop holds their m(m-1)/2 pairs (cosine 1)
     # and an edge between nodes holds cosine x m_a x m_b, as if every pair were linked.
-    size = [len(groups[fs]) for fs in keys]
+    size = [m for _, m in sets]
     graph = nx.Graph()
-    graph.add_nodes_from(range(len(keys)))
+    graph.add_nodes_from(range(len(sets)))
     for i, m in enumerate(size):
         if m > 1:
             graph.add_edge(i, i, weight=m * (m - 1) / 2)
@@ -378,10 +409,7 @@ def _group(
         for s, j in kept:
             a, b = min(i, j), max(i, j)
             graph.add_edge(a, b, weight=round(s, 9) * size[a] * size[b])
-    return [
-        sorted((r for node in community for r in groups[keys[node]]), key=_id)
-        for community in _communities(graph)
-    ]
+    return [sorted(community) for community in _communities(graph)]
 
 
 def _id(run: Trajectory) -> str:

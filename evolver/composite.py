@@ -18,7 +18,13 @@ from evolver.model import Trajectory
 from evolver.skillbody import argument_keys, code, guidance_of, plural
 from evolver.skilldoc import parse, render, replace_managed_block, slugify
 
-__all__ = ["FunctionalSkill", "functional_changes", "functional_skills", "uses_line"]
+__all__ = [
+    "FunctionalSkill",
+    "functional_changes",
+    "functional_from",
+    "functional_skills",
+    "uses_line",
+]
 
 MAX_FUNCTIONAL = 3
 KIND_KEY = "skillforge.kind"
@@ -44,9 +50,18 @@ def functional_skills(
     """The composites worth a skill of their own (no helper tools), named, at most a few.
 
     A library skill that already holds the same steps keeps its name (it is updated)."""
+    return functional_from(composites(runs_by_cluster), taken, library)
+
+
+def functional_from(
+    found_composites: Sequence[Composite],
+    taken: set[str],
+    library: Mapping[str, SkillDoc] | None = None,
+) -> list[FunctionalSkill]:
+    """`functional_skills` from composites already found (`graph_patterns.composites_from`)."""
     ours = {name for name, doc in (library or {}).items() if _is_functional(doc)}
     found = []
-    for comp in composites(runs_by_cluster):
+    for comp in found_composites:
         if any(is_helper(t) for t in comp.tools):
             continue
         base = _base(comp)

@@ -10,7 +10,8 @@ import hashlib
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "END",
     "HELPER_TOOLS",
     "START",
+    "Transitions",
     "best_path",
     "error_patterns",
     "evidence",
@@ -38,6 +40,7 @@ __all__ = [
     "to_mermaid",
     "tool_graph",
     "tool_path",
+    "transitions",
 ]
 
 START = "START"
@@ -132,6 +135,83 @@ def tool_graph(trajectories: Sequence[Trajectory]) -> nx.DiGraph:
             success_rate=round(len(e["ok"]) / known, 4) if known else None,
         )
     return graph
+
+
+@dataclass
+class Transitions:
+    """The tool graph's counts, summed over runs: calls and errors per tool, and per transition
+    its count, the runs that took it, of them successful and failed ones, and its errors.
+    Every figure adds up run by run, so a store can keep a cluster's and add new runs to it."""
+
+    nodes: dict[str, list[int]] = field(default_factory=dict)  # tool -> [calls, errors]
+    edges: dict[tuple[str, str], list[int]] = field(
+        default_factory=dict
+    )  # [count, runs, ok, failed, errors]
+
+    def add(self, other: Transitions) -> Transitions:
+        """Add `other`'s counts to these (in place); returns self."""
+        for name, (calls, errors) in other.nodes.items():
+            mine = self.nodes.setdefault(name, [0, 0])
+            mine[0] += calls
+            mine[1] += errors
+        for edge, counts in other.edges.items():
+            mine = self.edges.setdefault(edge, [0, 0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": {k: list(v) for k, v in sorted(self.nodes.items())},
+            "edges": [[a, b, *v] for (a, b), v in sorted(self.edges.items())],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Transitions:
+        return cls(
+            {str(k): [int(n) for n in v] for k, v in data.get("nodes", {}).items()},
+            {(str(e[0]), str(e[1])): [int(n) for n in e[2:]] for e in data.get("edges", [])},
+        )
+
+    def graph(self) -> nx.DiGraph:
+        """The graph `tool_graph` draws from the runs these counts came from."""
+        graph = nx.DiGraph()
+        for name in sorted(self.nodes):
+            calls, errors = self.nodes[name]
+            graph.add_node(name, calls=calls, errors=errors)
+        for src, dst in sorted(self.edges):
+            count, runs, ok, failed, errors = self.edges[(src, dst)]
+            known = ok + failed
+            graph.add_edge(
+                src,
+                dst,
+                count=count,
+                runs=runs,
+                successes=ok,
+                failures=failed,
+                errors=errors,
+                success_rate=round(ok / known, 4) if known else None,
+            )
+        return graph
+
+
+def transitions(run: Trajectory) -> Transitions:
+    """One run's share of the tool graph (see `Transitions`)."""
+    calls = run.tool_calls
+    nodes: dict[str, list[int]] = {START: [1, 0], END: [1, 0]}
+    for call in calls:
+        node = nodes.setdefault(call.name, [0, 0])
+        node[0] += 1
+        node[1] += int(call.error)
+    names = [START] + [c.name for c in calls] + [END]
+    flags = [False] + [c.error for c in calls] + [False]
+    ok, failed = int(run.succeeded is True), int(run.succeeded is False)
+    edges: dict[tuple[str, str], list[int]] = {}
+    for pos in range(1, len(names)):
+        edge = edges.setdefault((names[pos - 1], names[pos]), [0, 1, ok, failed, 0])
+        edge[0] += 1
+        edge[4] += int(flags[pos])
+    return Transitions(nodes, edges)
 
 
 def _label(name: str) -> str:

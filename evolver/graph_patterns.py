@@ -19,7 +19,9 @@ __all__ = [
     "LoopReport",
     "Precondition",
     "RunLoops",
+    "chains_of",
     "composites",
+    "composites_from",
     "loops",
     "preconditions",
 ]
@@ -225,6 +227,27 @@ def _chains(
     return out
 
 
+Chains = Mapping[tuple[str, ...], tuple[float, int]]  # chain -> (weakest P, ok runs with it)
+
+
+def chains_of(
+    runs: Sequence[Trajectory],
+    *,
+    min_len: int = 2,
+    min_confidence: float = 0.8,
+    min_support: int = 2,
+) -> dict[tuple[str, ...], tuple[float, int]]:
+    """One cluster's fused chains of at least `min_len` tools, each with its weakest
+    P(next | tool) and how many of the cluster's successful runs contain it: all that
+    `composites_from` needs of the cluster, so it can be kept per cluster."""
+    seqs = [_seq(r) for r in _ok(runs)]
+    return {
+        chain: (p, sum(1 for s in seqs if _contains(s, chain)))
+        for chain, p in sorted(_chains(seqs, min_confidence, min_support).items())
+        if len(chain) >= min_len
+    }
+
+
 def composites(
     runs_by_cluster: Mapping[str, Sequence[Trajectory]],
     *,
@@ -235,12 +258,21 @@ def composites(
 ) -> tuple[Composite, ...]:
     """Composite procedures (MACRO tool transition fusion) recurring in ≥ min_clusters clusters,
     longest of equal cluster set kept; most clusters, then longest, first."""
-    seen: dict[tuple[str, ...], dict[str, float]] = defaultdict(dict)
-    seqs = {cid: [_seq(r) for r in _ok(rs)] for cid, rs in sorted(runs_by_cluster.items())}
-    for cid, cseqs in seqs.items():
-        for chain, p in _chains(cseqs, min_confidence, min_support).items():
-            if len(chain) >= min_len:
-                seen[chain][cid] = p
+    found = {
+        cid: chains_of(rs, min_len=min_len, min_confidence=min_confidence, min_support=min_support)
+        for cid, rs in sorted(runs_by_cluster.items())
+    }
+    return composites_from(found, min_clusters=min_clusters)
+
+
+def composites_from(
+    chains_by_cluster: Mapping[str, Chains], *, min_clusters: int = 2
+) -> tuple[Composite, ...]:
+    """`composites` from each cluster's `chains_of`."""
+    seen: dict[tuple[str, ...], dict[str, tuple[float, int]]] = defaultdict(dict)
+    for cid, chains in sorted(chains_by_cluster.items()):
+        for chain, found in chains.items():
+            seen[chain][cid] = found
     kept = {c: v for c, v in seen.items() if len(v) >= min_clusters}
     out = []
     for chain, where in sorted(kept.items()):
@@ -248,6 +280,7 @@ def composites(
             len(o) > len(chain) and set(kept[o]) == set(where) and _contains(o, chain) for o in kept
         ):
             continue
-        n = sum(1 for cid in where for s in seqs[cid] if _contains(s, chain))
-        out.append(Composite(chain, tuple(sorted(where)), n, round(min(where.values()), 4)))
+        n = sum(runs for _, runs in where.values())
+        weakest = min(p for p, _ in where.values())
+        out.append(Composite(chain, tuple(sorted(where)), n, round(weakest, 4)))
     return tuple(sorted(out, key=lambda c: (-len(c.clusters), -len(c.tools), -c.runs, c.tools)))

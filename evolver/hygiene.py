@@ -21,6 +21,7 @@ from evolver.skilldoc import find_managed_block, is_managed, parse
 
 __all__ = [
     "Duplicate",
+    "LoadCounts",
     "Retirement",
     "SkillUsage",
     "fisher_less",
@@ -31,6 +32,7 @@ __all__ = [
     "skill_features",
     "unused",
     "worse_than_without",
+    "worse_than_without_counts",
 ]
 
 _TOOL = re.compile(r"`([A-Za-z_][\w.:-]{1,80})`")
@@ -213,25 +215,51 @@ def worse_than_without(
 
     `runs_by_skill` holds, per skill, the runs of the task group it covers, with and
     without it loaded; a one-sided Fisher exact test guards against noise."""
-    out = []
-    for name in sorted(runs_by_skill):
-        known = [r for r in runs_by_skill[name] if r.succeeded is not None]
+    counts = {}
+    for name, runs in runs_by_skill.items():
+        known = [r for r in runs if r.succeeded is not None]
         with_ = [r for r in known if any(s.name == name for s in r.skills)]
         without = [r for r in known if all(s.name != name for s in r.skills)]
-        if len(with_) < min_runs or len(without) < min_runs:
+        counts[name] = LoadCounts(
+            len(with_),
+            sum(1 for r in with_ if r.succeeded),
+            len(without),
+            sum(1 for r in without if r.succeeded),
+        )
+    return worse_than_without_counts(counts, min_runs=min_runs, alpha=alpha)
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """Runs of a skill's task group with a known outcome: with it loaded (and how many of them
+    succeeded), and without it."""
+
+    loaded: int
+    loaded_ok: int
+    unloaded: int
+    unloaded_ok: int
+
+
+def worse_than_without_counts(
+    counts: Mapping[str, LoadCounts], *, min_runs: int = 10, alpha: float = 0.05
+) -> list[Retirement]:
+    """`worse_than_without` from the counts alone (a store keeps them for every run)."""
+    out = []
+    for name in sorted(counts):
+        found = counts[name]
+        n_with, a, n_without, c = found.loaded, found.loaded_ok, found.unloaded, found.unloaded_ok
+        if n_with < min_runs or n_without < min_runs:
             continue
-        a = sum(1 for r in with_ if r.succeeded)
-        c = sum(1 for r in without if r.succeeded)
-        rate_with, rate_without = a / len(with_), c / len(without)
+        rate_with, rate_without = a / n_with, c / n_without
         if rate_with >= rate_without:
             continue
-        p = fisher_less(a, len(with_) - a, c, len(without) - c)
+        p = fisher_less(a, n_with - a, c, n_without - c)
         if p < alpha:
             out.append(
                 Retirement(
                     name,
-                    f"runs with it loaded succeed {rate_with:.0%} ({a}/{len(with_)}), runs "
-                    f"without it {rate_without:.0%} ({c}/{len(without)}); "
+                    f"runs with it loaded succeed {rate_with:.0%} ({a}/{n_with}), runs "
+                    f"without it {rate_without:.0%} ({c}/{n_without}); "
                     f"one-sided Fisher exact p = {p:.3g}",
                 )
             )
@@ -311,7 +339,8 @@ def hygiene_changes(
     library: Sequence[SkillDoc],
     *,
     changed: Collection[str],
-    runs_by_skill: Mapping[str, Sequence[Trajectory]],
+    runs_by_skill: Mapping[str, Sequence[Trajectory]] | None = None,
+    counts_by_skill: Mapping[str, LoadCounts] | None = None,
     usage: Mapping[str, SkillUsage] | None = None,
     now: datetime | None = None,
     unused_days: float = 90,
@@ -320,7 +349,8 @@ def hygiene_changes(
     """Merge and retirement proposals for skills this cycle does not already change.
 
     `usage` is only given when agents report the skills they load: without it a skill
-    cannot be judged unused."""
+    cannot be judged unused. A skill's task group is given by its runs (`runs_by_skill`) or
+    by their counts (`counts_by_skill`)."""
     docs = {d.name: d for d in library}
     out: list[SkillChange] = []
     busy = set(changed)
@@ -329,9 +359,14 @@ def hygiene_changes(
             continue
         out.extend(merge_changes(docs[dup.keep], docs[dup.drop], dup))
         busy.update((dup.keep, dup.drop))
-    retirements = worse_than_without(
-        {name: runs for name, runs in runs_by_skill.items() if name in docs}
-    )
+    if counts_by_skill is not None:
+        retirements = worse_than_without_counts(
+            {name: n for name, n in counts_by_skill.items() if name in docs}
+        )
+    else:
+        retirements = worse_than_without(
+            {name: runs for name, runs in (runs_by_skill or {}).items() if name in docs}
+        )
     if usage is not None and now is not None:
         retirements += unused(library, usage, now=now, unused_days=unused_days)
     for retirement in retirements:
