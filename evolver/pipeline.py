@@ -6,33 +6,37 @@ Pure and deterministic: the same runs (in any order) and library give the same C
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from evolver.changes import ChangeSet, ClusterReport, SkillChange, SkillDoc
-from evolver.checks import CrossfitParams, Measured, combined, profile, validated
-from evolver.cluster import Cluster, cluster, cohesion, intent_families, unique_runs
-from evolver.composite import functional_changes, functional_skills
-from evolver.diagnose import diagnose_all, lessons
-from evolver.graph import to_mermaid, tool_graph
-from evolver.hygiene import SkillUsage, hygiene_changes
+from evolver.checks import CrossfitParams
+from evolver.cluster import TOOL_PREFIX, Cluster, characteristic, cluster, features, unique_runs
+from evolver.cluster import idf_weight as _idf
+from evolver.composite import functional_from
+from evolver.graph import Transitions, to_mermaid
+from evolver.graph_patterns import composites_from
+from evolver.groups import SAMPLE_SIZE, Group, groups_of
+from evolver.hygiene import LoadCounts, SkillUsage, hygiene_changes
+from evolver.memo import Memo
 from evolver.model import Trajectory
-from evolver.naming import intent, intent_key
+from evolver.naming import intent_key
 from evolver.operations import with_operations
 from evolver.skilldoc import parse
-from evolver.synthesize import (
-    CLUSTER_KEY,
-    candidate_names,
-    derive_name,
-    legacy_names,
-    naming_tasks,
-    synthesize,
-    tool_idf,
-)
+from evolver.stages import Stages, contrast_index, known_tools
+from evolver.synthesize import CLUSTER_KEY, Totals, synthesize
 
-__all__ = ["EvolveParams", "LibraryEntry", "evolve", "index_library", "map_cluster"]
+__all__ = [
+    "EvolveParams",
+    "LibraryEntry",
+    "evolve",
+    "evolve_groups",
+    "index_library",
+    "map_group",
+    "plan_merges",
+]
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class EvolveParams:
     min_cohesion: float = 0.2  # mean pairwise cosine below which a cluster is too mixed
     max_listed_ids: int = 20  # trajectory ids listed inside a skill (all are in the Evidence)
     checks: CrossfitParams = CrossfitParams()  # how a guidance line is tested before it is written
+    sample_size: int = SAMPLE_SIZE  # runs of a cluster any stage reads (see evolver.groups)
 
 
 @dataclass(frozen=True)
@@ -73,42 +78,40 @@ def index_library(library: Sequence[SkillDoc]) -> dict[str, LibraryEntry]:
     return out
 
 
-def _loaded_skill(c: Cluster) -> tuple[str, int] | None:
-    """The skill most runs of the cluster had loaded, with how many runs; None if none."""
-    counts: Counter[str] = Counter()
-    for run in c.members:
-        counts.update({s.name for s in run.skills})
+def _loaded_skill(g: Group) -> tuple[str, int] | None:
+    """The skill most runs of the group had loaded, with how many runs; None if none."""
+    counts = {name: n[0] for name, n in g.tally.loaded.items() if n[0]}
     if not counts:
         return None
     name = min(counts, key=lambda n: (-counts[n], n))
     return name, counts[name]
 
 
-def map_cluster(
-    c: Cluster,
+def map_group(
+    g: Group,
     library: Mapping[str, LibraryEntry],
     claimed: set[str],
-    tool_weights: Mapping[str, float] | None = None,
-    background: Sequence[str] = (),
+    candidates: Callable[[], Sequence[str]] | None = None,
+    legacy: Callable[[], Sequence[str]] | None = None,
 ) -> tuple[str, str] | None:
     """(skill name, why) of the library skill a cluster updates, or None; skips claimed skills.
 
-    By loaded skill, then by cluster id, then (given `tool_weights`) by the derived name, or
-    the name an earlier release derived."""
-    loaded = _loaded_skill(c)
-    if loaded and loaded[0] in library and loaded[0] not in claimed and 2 * loaded[1] >= c.size:
-        return loaded[0], f"{loaded[1]} of its {c.size} runs had it loaded"
+    By loaded skill, then by cluster id, then (given `candidates`) by the name its runs
+    suggest, or (`legacy`) the name an earlier release derived."""
+    loaded = _loaded_skill(g)
+    if loaded and loaded[0] in library and loaded[0] not in claimed and 2 * loaded[1] >= g.size:
+        return loaded[0], f"{loaded[1]} of its {g.size} runs had it loaded"
     for name, entry in library.items():
-        if name not in claimed and entry.meta and str(entry.meta.get(CLUSTER_KEY)) == c.id:
-            return name, f"it was learned from the same cluster ({c.id})"
-    if tool_weights is None:
+        if name not in claimed and entry.meta and str(entry.meta.get(CLUSTER_KEY)) == g.id:
+            return name, f"it was learned from the same cluster ({g.id})"
+    if candidates is None:
         return None
-    for name in candidate_names(c, tool_weights, background):
+    for name in candidates():
         if name in library and name not in claimed:
             return name, "it has the name this cluster's runs suggest"
         if name not in library:
             break
-    for name in legacy_names(c, tool_weights):
+    for name in legacy() if legacy else ():
         if name in library and name not in claimed:
             return name, "it has the name skillforge gave such runs before it named by intent"
     return None
@@ -117,85 +120,70 @@ def map_cluster(
 MAX_BACKGROUND = 150  # other clusters' requests a name is contrasted with
 
 
-def _background(c: Cluster, clusters: Sequence[Cluster]) -> list[str]:
-    """Requests of the other clusters, a few from each, for what sets this one's apart."""
-    others = [o for o in clusters if o.id != c.id]
+def _background(g: Group, groups: Sequence[Group]) -> list[str]:
+    """Requests of the other groups, a few of the oldest of each, for what sets this one's
+    apart (the oldest stay, so a name's background moves only when groups come or go)."""
+    others = [o for o in groups if o.id != g.id]
     per = max(1, MAX_BACKGROUND // max(len(others), 1))
-    return sorted({r.task for o in others for r in o.members[:per]})
+    return sorted({task for o in others for task in o.anchors[:per]})
 
 
-def merge_intents(
-    clusters: Sequence[Cluster], eligible: Callable[[Cluster], bool]
-) -> list[Cluster]:
-    """One skill per intent: eligible clusters whose requests ask for the same thing (same verb,
-    same object words, in either order: liters to gallons and gallons to liters) become one,
-    kept under the id of the biggest. Deterministic."""
-    chosen = [c for c in clusters if eligible(c)]
+def _eligible(g: Group, stages: Stages, params: EvolveParams) -> bool:
+    """Big enough, cohesive enough, and with enough successes to learn a skill from."""
+    return (
+        g.size >= params.min_runs
+        and g.tally.successes >= params.min_successes
+        and stages.cohesion(g) >= params.min_cohesion
+    )
+
+
+def plan_merges(groups: Sequence[Group], stages: Stages, params: EvolveParams) -> list[list[str]]:
+    """One skill per intent: eligible groups whose requests ask for the same thing (same verb,
+    same object words, in either order: liters to gallons and gallons to liters) are to become
+    one, kept under the id of the biggest. Each merge as [head, others...]. Deterministic."""
+    chosen = [g for g in groups if _eligible(g, stages, params)]
     if len(chosen) < 2:
-        return list(clusters)
-    groups: dict[object, list[Cluster]] = {}
-    for c in chosen:
-        key = intent_key(intent(naming_tasks(c.members), _background(c, chosen)))
-        groups.setdefault(key, []).append(c)
-    merged: dict[str, Cluster | None] = {}
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        group.sort(key=lambda c: (-c.size, c.id))
-        head = group[0]
-        by_id = {r.id: r for c in group for r in c.members}
-        members = tuple(by_id[i] for i in sorted(by_id))
-        merged[head.id] = replace(head, members=members)
-        merged.update({other.id: None for other in group[1:]})
-    out = [merged.get(c.id, c) for c in clusters]
-    return [c for c in out if c is not None]
+        return []
+    by_intent: dict[object, list[Group]] = {}
+    for g in chosen:
+        key = intent_key(stages.intent(g, _background(g, chosen)))
+        by_intent.setdefault(key, []).append(g)
+    merges = []
+    for same in by_intent.values():
+        if len(same) > 1:
+            same.sort(key=lambda g: (-g.size, g.id))
+            merges.append([g.id for g in same])
+    return sorted(merges)
 
 
-def _checks(
-    eligible: Sequence[Cluster],
-    clusters: Sequence[Cluster],
-    runs: Sequence[Trajectory],
-    params: CrossfitParams,
-) -> dict[str, list[Measured]]:
-    """Each cluster's validated checks. First those tested on the runs of like requests (its
-    intent family: clusters whose task words read alike, whatever tools they used); then those
-    tested on every cluster that works with the same tools, where more runs give more power,
-    when they are about how to use the cluster's tools, or, about what to do, when its own
-    family's runs point the same way. Runs that share neither words nor tools with a cluster
-    never change its checks."""
-    profiles = {r.id: profile(r) for r in runs if r.succeeded is not None}
-    family = intent_families(clusters)
-    members = {c.id: c.members for c in clusters}
-    tools = {c.id: set(c.tools) for c in clusters}
-    tested: dict[tuple[str, ...], list[Measured]] = {}
-
-    def checks_of(ids: Sequence[str], scope: str = "") -> list[Measured]:
-        key = tuple(sorted(set(ids)))
-        if key not in tested:
-            pool = [r for cid in key for r in members[cid]]
-            tested[key] = [replace(m, scope=scope) for m in validated(pool, params, profiles)]
-        return tested[key]
-
-    out: dict[str, list[Measured]] = {}
-    for c in eligible:
-        own = checks_of(family[c.id])
-        near = [o.id for o in clusters if tools[o.id] & tools[c.id]]
-        shared = checks_of(near, "all") if len(near) > len(family[c.id]) else []
-        mine = [r for cid in family[c.id] for r in members[cid] if r.id in profiles]
-        ops = {op for r in mine for op in profiles[r.id].count}
-        local = ([profiles[r.id] for r in mine], [r.succeeded is True for r in mine])
-        out[c.id] = combined(own, shared, ops, params.max_checks, local)
-    return out
+def _merged(
+    clusters: Sequence[Cluster], merges: Sequence[Sequence[str]], weights: Mapping[str, float]
+) -> list[Cluster]:
+    """The clusters with each merge's members under its head (keywords and tools of them all)."""
+    by_id = {c.id: c for c in clusters}
+    gone: set[str] = set()
+    for head, *others in merges:
+        members = sorted(
+            {r.id: r for cid in (head, *others) for r in by_id[cid].members}.values(),
+            key=lambda r: r.id,
+        )
+        counts: Counter[str] = Counter()
+        for run in members:
+            counts.update(features(run))
+        words, tools = characteristic(counts, len(members), weights)
+        by_id[head] = Cluster(head, tuple(members), words, tools)
+        gone.update(others)
+    return sorted((c for c in by_id.values() if c.id not in gone), key=lambda c: (-c.size, c.id))
 
 
-def _status_report(c: Cluster, status: str, skill: str | None) -> ClusterReport:
+def _report(g: Group, status: str, skill: str | None) -> ClusterReport:
     return ClusterReport(
-        id=c.id,
-        size=c.size,
-        successes=sum(1 for r in c.members if r.succeeded is True),
+        id=g.id,
+        size=g.size,
+        successes=g.tally.successes,
         skill=skill,
-        top_tools=c.tools,
-        keywords=c.keywords,
+        top_tools=g.tools,
+        keywords=g.keywords,
         status=status,
     )
 
@@ -214,105 +202,189 @@ def evolve(
     `memberships` (run id -> cluster id from earlier cycles) keeps clusters, and so the
     skills they map to, stable. `usage` and `now` let it propose retiring skills no run
     has loaded for `params.unused_days` (give them only when agents report loaded skills).
-    Runs with an unknown outcome count for clustering but not as successes or failures."""
+    Runs with an unknown outcome count for clustering but not as successes or failures.
+    Every stage that reads runs reads at most `params.sample_size` of a cluster's."""
     # Generic tools (a shell, an editor, SQL, MCP) become the operations they performed, so that
     # every stage below sees `pytest` and `edit test file`, not `bash` and `str_replace_editor`.
     runs = [with_operations(r) for r in unique_runs(trajectories)]
     clusters = cluster(runs, params.similarity, prior=memberships)
-    mixed = {
-        c.id for c in clusters if c.size >= params.min_runs and cohesion(c) < params.min_cohesion
+    df: Counter[str] = Counter()
+    for run in runs:
+        df.update(features(run))
+    weights = {f: _idf(n) for f, n in df.items()}
+    memo = Memo()
+    groups, samples = groups_of(clusters, params.sample_size)
+    merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
+    if merges:
+        clusters = _merged(clusters, merges, weights)
+        groups, samples = groups_of(clusters, params.sample_size)
+    found = evolve_groups(
+        groups,
+        samples,
+        library,
+        params,
+        df=df,
+        known=known_tools(runs),
+        usage=usage,
+        now=now,
+        memo=memo,
+    )
+    return found.model_copy(
+        update={"memberships": {run.id: c.id for c in clusters for run in c.members}}
+    )
+
+
+def evolve_groups(
+    groups: Sequence[Group],
+    samples: Mapping[str, Sequence[Trajectory]],
+    library: Sequence[SkillDoc],
+    params: EvolveParams = EvolveParams(),  # noqa: B008 - frozen, immutable default
+    *,
+    df: Mapping[str, int],
+    known: Collection[str],
+    usage: Mapping[str, SkillUsage] | None = None,
+    now: datetime | None = None,
+    memo: Memo | None = None,
+) -> ChangeSet:
+    """A cycle over groups already clustered (and merged): map them to skills, learn, write.
+
+    `samples` gives each group's sample runs (operations applied), read only when a stage
+    misses in `memo`; `df` is how many runs have each feature, `known` the tools any run
+    called without an error or in a success (for diagnoses). The memberships returned are
+    those of the sample runs."""
+    memo = memo if memo is not None else Memo()
+    weights = {f: _idf(n) for f, n in df.items()}
+    tool_weights = {
+        f[len(TOOL_PREFIX) :]: w for f, w in weights.items() if f.startswith(TOOL_PREFIX)
     }
-    weights = tool_idf(runs)
+    stages = Stages(groups, samples, memo, weights)
     index = index_library(library)
-
-    def is_eligible(c: Cluster) -> bool:
-        return (
-            c.size >= params.min_runs
-            and c.id not in mixed
-            and sum(1 for r in c.members if r.succeeded is True) >= params.min_successes
-        )
-
-    clusters = merge_intents(clusters, is_eligible)
-    eligible = [c for c in clusters if is_eligible(c)]
-    background = {c.id: _background(c, eligible) for c in eligible}
+    docs = {d.name: d for d in library}
+    mixed = {
+        g.id
+        for g in groups
+        if g.size >= params.min_runs and stages.cohesion(g) < params.min_cohesion
+    }
+    eligible = [g for g in groups if g.id not in mixed and _eligible(g, stages, params)]
+    background = {g.id: _background(g, eligible) for g in eligible}
     claimed: set[str] = set()
     target: dict[str, tuple[str, str] | None] = {}
-    for c in eligible:  # strong links first (loaded skill, cluster id), then names
-        found = map_cluster(c, index, claimed)
+    for g in eligible:  # strong links first (loaded skill, cluster id), then names
+        found = map_group(g, index, claimed)
         if found:
             claimed.add(found[0])
-        target[c.id] = found
-    for c in eligible:
-        if target[c.id] is None:
-            found = map_cluster(c, index, claimed, weights, background[c.id])
+        target[g.id] = found
+    for g in eligible:
+        if target[g.id] is None:
+            found = map_group(
+                g,
+                index,
+                claimed,
+                lambda g=g: stages.candidate_names(g, background[g.id]),
+                lambda g=g: stages.legacy_names(g, tool_weights),
+            )
             if found:
                 claimed.add(found[0])
-            target[c.id] = found
+            target[g.id] = found
     taken = set(index) | claimed
     names: dict[str, str] = {}
-    for c in eligible:
-        found = target[c.id]
-        names[c.id] = found[0] if found else derive_name(c, weights, taken, background[c.id])
-        taken.add(names[c.id])
-    skill_of = {run.id: names[c.id] for c in eligible for run in c.members}
-    runs_by_cluster = {c.id: c.members for c in eligible}
-    functional = functional_skills(runs_by_cluster, taken, {d.name: d for d in library})
-    taught = {names[c.id]: lessons(c.members) for c in eligible}  # once: diagnosis and skill
-    diagnoses = diagnose_all(runs, skill_of=skill_of, taught=taught)
-    checked = _checks(eligible, clusters, runs, params.checks)
+    for g in eligible:
+        found = target[g.id]
+        names[g.id] = found[0] if found else stages.derive_name(g, background[g.id], taken)
+        taken.add(names[g.id])
+    functional = functional_from(
+        composites_from({g.id: stages.chains(g) for g in eligible}), taken, docs
+    )
+    taught = {g.id: stages.lessons(g) for g in eligible}  # once: diagnosis and skill
+    by_task = contrast_index(groups)
+    diagnosed = {g.id: stages.diagnoses(g, names[g.id], known, by_task) for g in eligible}
+    checked = stages.checks(eligible, params.checks)
+
+    def attributed(name: str) -> int:
+        """Failed runs whose diagnosis is attributed to skill `name` (first loaded, else
+        the skill of their cluster)."""
+        first = sum(g.tally.loaded.get(name, (0, 0, 0, 0))[3] for g in groups)
+        return first + sum(g.tally.failed_unloaded for g in eligible if names[g.id] == name)
+
     changes: list[SkillChange] = []
     reports: list[ClusterReport] = []
-    options = {
-        "max_listed_ids": params.max_listed_ids,
-        "diagnoses": diagnoses,
-        "rewrite_after": params.rewrite_after,
-        "functional": functional,
-    }
-    for c in clusters:
-        if c.size < params.min_runs:
-            reports.append(_status_report(c, "too-small", None))
+    for g in groups:
+        if g.size < params.min_runs:
+            reports.append(_report(g, "too-small", None))
             continue
-        if c.id in mixed:
-            reports.append(_status_report(c, "too-mixed", None))
+        if g.id in mixed:
+            reports.append(_report(g, "too-mixed", None))
             continue
-        if c.id not in target:
-            reports.append(_status_report(c, "no-success", None))
+        if g.id not in target:
+            reports.append(_report(g, "no-success", None))
             continue
-        found = target[c.id]
-        name = names[c.id]
-        options["checked"] = checked[c.id]
-        if found is None:
-            change = synthesize(c, name, lessons=taught[name], **options)
-        else:
-            why = found[1]
-            entry = index[name]
-            if entry.meta is None:
-                reports.append(_status_report(c, "conflict", name))
+        found = target[g.id]
+        name = names[g.id]
+        existing = None
+        if found is not None:
+            existing = index[name]
+            if existing.meta is None:
+                reports.append(_report(g, "conflict", name))
                 continue
+        seen = stages.view(
+            g,
+            max_listed_ids=params.max_listed_ids,
+            diagnoses=diagnosed[g.id],
+            functional=functional,
+            lessons=taught[g.id],
+            checked=checked[g.id],
+        )
+        totals = Totals(g.size, g.tally.successes, g.tally.failures, g.tally.fingerprint)
+        options: dict[str, Any] = {
+            "max_listed_ids": params.max_listed_ids,
+            "rewrite_after": params.rewrite_after,
+            "functional": functional,
+            "lessons": taught[g.id],
+            "checked": checked[g.id],
+            "seen": seen,
+            "totals": totals if g.sampled else None,
+            "attributed": attributed(name),
+        }
+        shell = Cluster(g.id, (), g.keywords, g.tools)  # the view stands for its runs
+        if existing is None or found is None:
+            change = synthesize(shell, name, **options)
+        else:
             try:
-                change = synthesize(
-                    c, name, entry.doc, mapped_by=why, lessons=taught[name], **options
-                )
+                change = synthesize(shell, name, existing.doc, mapped_by=found[1], **options)
             except ValueError:  # malformed skillforge markers: leave it to a person
-                reports.append(_status_report(c, "conflict", name))
+                reports.append(_report(g, "conflict", name))
                 continue
         if change is not None:
             changes.append(change)
-        reports.append(_status_report(c, "changed" if change else "unchanged", name))
-    changes += functional_changes(functional, runs_by_cluster, {d.name: d for d in library})
+        reports.append(_report(g, "changed" if change else "unchanged", name))
+    for f in functional:
+        made = stages.functional_change(f, docs)
+        if made is not None:
+            changes.append(made)
+    counts: dict[str, LoadCounts] = {}
+    for g in eligible:
+        if target[g.id]:
+            _, known_with, ok_with, _ = g.tally.loaded.get(names[g.id], (0, 0, 0, 0))
+            known_all = g.tally.successes + g.tally.failures
+            counts[names[g.id]] = LoadCounts(
+                known_with, ok_with, known_all - known_with, g.tally.successes - ok_with
+            )
     changes += hygiene_changes(
         library,
         changed={ch.skill for ch in changes},
-        runs_by_skill={names[c.id]: c.members for c in eligible if target[c.id]},
+        counts_by_skill=counts,
         usage=usage,
         now=now,
         unused_days=params.unused_days,
         duplicate_threshold=params.duplicate_threshold,
     )
+    graph = Transitions()
+    for g in groups:
+        graph.add(g.tally.graph)
     return ChangeSet(
         changes=tuple(sorted(changes, key=lambda ch: ch.skill)),
         clusters=tuple(reports),
-        trajectories=len(runs),
-        tool_graph_mermaid=to_mermaid(tool_graph(runs)),
-        memberships={run.id: c.id for c in clusters for run in c.members},
+        trajectories=sum(g.size for g in groups),
+        tool_graph_mermaid=to_mermaid(graph.graph()),
+        memberships={r.id: g.id for g in groups for r in g.sample},
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from evolver.changes import MANAGED_KEY, ErrorPattern, Evidence, SkillChange, SkillDoc
@@ -26,6 +26,7 @@ from evolver.naming import intent_name
 from evolver.redact import sanitize_inline
 from evolver.skillbody import (
     argument_keys,
+    code,
     guidance_of,
     key_terms,
     main_tools,
@@ -50,15 +51,20 @@ from evolver.skilldoc import (
 )
 
 __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live in graph.py
+    "Totals",
+    "View",
     "action_tool",
     "argument_keys",
     "candidate_names",
+    "candidate_names_from",
     "derive_name",
     "legacy_names",
+    "legacy_names_from",
     "describe",
     "render_block",
     "synthesize",
     "tool_idf",
+    "view",
 ]
 
 CLUSTER_KEY = "skillforge.cluster"
@@ -76,13 +82,20 @@ def action_tool(
     Query-like tools (get_, search_, ...) count only with `actions_only=False`; reasoning
     helpers (think, calculate) and tools few successes used never do."""
     ok = ok_runs(cluster.members)
-    if not ok:
+    return _action(tool_runs(ok), len(ok), tool_idf, actions_only)
+
+
+def _action(
+    ok_tools: Mapping[str, int], n_ok: int, tool_idf: Mapping[str, float], actions_only: bool
+) -> str | None:
+    """`action_tool` from how many of the `n_ok` successful runs called each tool."""
+    if not n_ok:
         return None
     default = max(tool_idf.values(), default=1.0)
     scores = {
-        tool: n / len(ok) * tool_idf.get(tool, default)
-        for tool, n in tool_runs(ok).items()
-        if n / len(ok) >= MIN_ACTION_SHARE
+        tool: n / n_ok * tool_idf.get(tool, default)
+        for tool, n in ok_tools.items()
+        if n / n_ok >= MIN_ACTION_SHARE
         and not is_helper(tool)
         and not (actions_only and not changes_state(tool))
     }
@@ -94,8 +107,12 @@ def candidate_names(
 ) -> list[str]:
     """Names to try in order: the intent its requests ask for (verb-object, never a tool's
     name), then that with a keyword appended. `tool_idf` is kept for callers' signatures."""
-    base = intent_name(_tasks(cluster), background)
-    keywords = [slugify(k, 20) for k in key_terms(cluster) if slugify(k, 20) != "skill"]
+    return candidate_names_from(intent_name(_tasks(cluster), background), key_terms(cluster))
+
+
+def candidate_names_from(base: str, terms: Sequence[str]) -> list[str]:
+    """`candidate_names` from the intent name and the cluster's key terms."""
+    keywords = [slugify(k, 20) for k in terms if slugify(k, 20) != "skill"]
     names = [base]
     used = set(base.split("-"))
     for word in keywords:
@@ -107,8 +124,16 @@ def candidate_names(
 def legacy_names(cluster: Cluster, tool_idf: Mapping[str, float]) -> list[str]:
     """The names skillforge gave before skills were named by intent (the distinctive action
     tool, else key terms): a library written then keeps being updated, not duplicated."""
-    tool = action_tool(cluster, tool_idf) or action_tool(cluster, tool_idf, actions_only=False)
-    keywords = [slugify(k, 20) for k in cluster.keywords if slugify(k, 20) != "skill"]
+    ok = ok_runs(cluster.members)
+    return legacy_names_from(tool_runs(ok), len(ok), tool_idf, cluster.keywords)
+
+
+def legacy_names_from(
+    ok_tools: Mapping[str, int], n_ok: int, tool_idf: Mapping[str, float], keywords: Sequence[str]
+) -> list[str]:
+    """`legacy_names` from how many successful runs called each tool, and the keywords."""
+    tool = _action(ok_tools, n_ok, tool_idf, True) or _action(ok_tools, n_ok, tool_idf, False)
+    keywords = [slugify(k, 20) for k in keywords if slugify(k, 20) != "skill"]
     if tool:
         return [slugify(tool, 48)]
     return [slugify("-".join(keywords[:3]), 48)] if keywords else []
@@ -149,7 +174,7 @@ def _join(items: Sequence[str], last: str = "or") -> str:
     return f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
-def _title(name: str, cluster: Cluster) -> str:
+def _title(name: str) -> str:
     """The intent in words: the name's verb and object ("Cancel reservation")."""
     words = [w for w in name.split("-") if not w.isdigit()]
     return " ".join(words).capitalize()
@@ -157,11 +182,15 @@ def _title(name: str, cluster: Cluster) -> str:
 
 def describe(name: str, cluster: Cluster) -> str:
     """The frontmatter description: the action, when to use it (key terms), the main tools."""
-    parts = [f"{_title(name, cluster)}, following what worked in past agent runs."]
-    words = [sanitize_inline(k, 40) for k in key_terms(cluster)[:6]]
+    return _describe(name, key_terms(cluster), main_tools(cluster.members))
+
+
+def _describe(name: str, terms: Sequence[str], main: Sequence[str]) -> str:
+    parts = [f"{_title(name)}, following what worked in past agent runs."]
+    words = [sanitize_inline(k, 40) for k in terms[:6]]
     if words:
         parts.append(f"Use when a request involves {_join(words)}.")
-    tools = [sanitize_inline(t, 60) for t in main_tools(cluster.members)]
+    tools = [sanitize_inline(t, 60) for t in main]
     if tools:
         parts.append(f"Main tools: {_join(tools, 'and')}.")
     return sanitize_inline(" ".join(parts), 1024).replace("<", "").replace(">", "")
@@ -185,11 +214,13 @@ def _summary(verb: str, name: str, ev: Evidence, path: Sequence[str]) -> str:
     return head[:71] + "…"
 
 
-def _reason(cluster: Cluster, ev: Evidence, path: Sequence[str], ok_on_path: int) -> str:
+def _reason(
+    cluster_id: str, terms: Sequence[str], ev: Evidence, path: Sequence[str], ok_on_path: int
+) -> str:
     known = ev.successes + ev.failures
-    words = ", ".join(sanitize_inline(k, 40) for k in key_terms(cluster)[:5]) or "none"
+    words = ", ".join(sanitize_inline(k, 40) for k in terms[:5]) or "none"
     text = (
-        f"Cluster {cluster.id} groups {ev.runs} similar runs (key terms: {words}). "
+        f"Cluster {cluster_id} groups {ev.runs} similar runs (key terms: {words}). "
         f"{ev.successes} of {known} runs with a known outcome succeeded "
         f"({percent(ev.successes, known)})"
     )
@@ -263,6 +294,103 @@ def _version(meta: Mapping[str, Any]) -> int:
         return 1
 
 
+@dataclass(frozen=True)
+class View:
+    """What a skill takes from its cluster's runs (all of them, or a sample): the managed
+    block, the path most successes took, the errors, key terms and main tools, what was
+    withheld, and which runs these are. Plain data, so a caller can keep it between cycles
+    and write the skill again from it without the runs when only the totals moved."""
+
+    block: str
+    path: tuple[str, ...]
+    ok_on_path: int
+    errors: tuple[ErrorPattern, ...]
+    categories: dict[str, int]
+    terms: tuple[str, ...]
+    tools: tuple[str, ...]
+    hidden: dict[str, int]
+    tasks: int
+    ids: tuple[str, ...]
+    successes: int
+    failures: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Figures of all a cluster's runs when its members are a sample of them."""
+
+    runs: int
+    successes: int
+    failures: int
+    fingerprint: str
+
+
+def view(
+    cluster: Cluster,
+    *,
+    max_listed_ids: int = 20,
+    diagnoses: Sequence[Diagnosis] = (),
+    functional: Sequence[FunctionalSkill] = (),
+    lessons: Lessons | None = None,
+    checked: Sequence[Measured] = (),
+) -> View:
+    """The `View` of a cluster's members, with the lessons `checked` that held out."""
+    runs = cluster.members
+    counts = path_counts(runs)
+    path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
+    guide = replace(
+        guidance(runs, diagnoses),
+        uses=tuple(uses_line(functional, path)),
+        conditions=None if lessons is None else tuple(lessons.conditions),
+        examples=None if lessons is None else tuple(lessons.examples),
+    )
+    raw = evidence(runs).model_copy(update={"categories": guide.categories})
+    return View(
+        block=render_block(cluster, max_listed_ids, guide, checked),
+        path=path,
+        ok_on_path=counts[path] if path else 0,
+        errors=raw.errors,
+        categories=dict(guide.categories),
+        terms=tuple(key_terms(cluster)),
+        tools=tuple(main_tools(runs)),
+        hidden=_withheld_counts(runs, raw, checked),
+        tasks=len({task_key(r) for r in runs if r.succeeded is not None}),
+        ids=raw.trajectory_ids,
+        successes=raw.successes,
+        failures=raw.failures,
+        fingerprint=raw.fingerprint,
+    )
+
+
+def _with_totals(block: str, seen: View, totals: Totals, max_listed_ids: int) -> str:
+    """The block's Evidence figures of all the runs (the rest was learned from the sample),
+    and a line that says so."""
+    head, _, tail = block.partition("## Evidence")
+    unknown = totals.runs - totals.successes - totals.failures
+    known = totals.successes + totals.failures
+    listed = ", ".join(code(i, 80) for i in seen.ids[:max_listed_ids])
+    more = totals.runs - min(len(seen.ids), max_listed_ids)
+    out = []
+    for line in tail.split("\n"):
+        if line.startswith("- Runs: "):
+            line = (
+                f"- Runs: {totals.runs} ({totals.successes} succeeded, {totals.failures} failed, "
+                f"{unknown} unknown); success rate {percent(totals.successes, known)}"
+            )
+            out.append(line)
+            line = (
+                f"- Sample: what this block says besides these figures was learned from "
+                f"{len(seen.ids)} of the {totals.runs} runs, picked by a hash of their ids"
+            )
+        elif line.startswith("- Trajectories: "):
+            line = f"- Trajectories: {listed}" + (f" and {more} more" if more > 0 else "")
+        elif line.startswith("- Fingerprint: "):
+            line = f"- Fingerprint: `{totals.fingerprint}`"
+        out.append(line)
+    return head + "## Evidence" + "\n".join(out)
+
+
 def synthesize(
     cluster: Cluster,
     name: str,
@@ -275,32 +403,52 @@ def synthesize(
     functional: Sequence[FunctionalSkill] = (),
     lessons: Lessons | None = None,
     checked: Sequence[Measured] | None = None,
+    seen: View | None = None,
+    totals: Totals | None = None,
+    attributed: int | None = None,
 ) -> SkillChange | None:
     """A create/update SkillChange for `cluster` as skill `name`; None when nothing would change.
 
     An existing skill is rewritten only when its guidance (not just its figures) would
     change and at least `rewrite_after` runs with a known outcome arrived since it was last
     written; a person-written skill gets a managed block only once `rewrite_after` failures
-    are attributed to it, and never loses a word outside that block."""
-    runs = cluster.members
-    counts = path_counts(runs)
-    path = min(counts, key=lambda p: (-counts[p], len(p), p)) if counts else ()
-    guide = replace(
-        guidance(runs, diagnoses),
-        uses=tuple(uses_line(functional, path)),
-        conditions=None if lessons is None else tuple(lessons.conditions),
-        examples=None if lessons is None else tuple(lessons.examples),
+    are attributed to it, and never loses a word outside that block.
+
+    `seen` is the cluster's `View` when already worked out (then its members are not read);
+    `totals`, the figures of all its runs when the members are a sample of them; `attributed`,
+    how many failures are attributed to `existing` (else counted in `diagnoses`)."""
+    measured = validated(cluster.members) if checked is None else list(checked)
+    if seen is None:
+        seen = view(
+            cluster,
+            max_listed_ids=max_listed_ids,
+            diagnoses=diagnoses,
+            functional=functional,
+            lessons=lessons,
+            checked=measured,
+        )
+    whole = totals or Totals(len(seen.ids), seen.successes, seen.failures, seen.fingerprint)
+    known = whole.successes + whole.failures
+    raw = Evidence(
+        trajectory_ids=seen.ids,
+        runs=whole.runs,
+        successes=whole.successes,
+        failures=whole.failures,
+        success_rate=round(whole.successes / known, 4) if known else 0.0,
+        errors=seen.errors[:20],
+        categories=seen.categories,
+        fingerprint=whole.fingerprint,
     )
-    raw = evidence(runs).model_copy(update={"categories": guide.categories})
     ev = _safe_evidence(raw)
-    measured = validated(runs) if checked is None else list(checked)
-    hidden = _withheld_counts(runs, raw, measured)
+    path = seen.path
+    hidden = seen.hidden
     # checks.json holds what a check tests; one whose text reads as instructions keeps only
     # its stand-in line in the skill (its text cannot be stored, so it cannot be scored).
     stored = [m for m in measured if not quotes_injected(m.check)]
-    tasks = len({task_key(r) for r in runs if r.succeeded is not None})
-    block = render_block(cluster, max_listed_ids, guide, measured)
-    reason = _reason(cluster, ev, path, counts[path] if path else 0)
+    tasks = seen.tasks
+    runs = len(seen.ids)
+    block = seen.block if totals is None else _with_totals(seen.block, seen, totals, max_listed_ids)
+    reason = _reason(cluster.id, seen.terms, ev, path, seen.ok_on_path)
     known = ev.successes + ev.failures
     ours = {
         MANAGED_KEY: "true",
@@ -309,23 +457,24 @@ def synthesize(
         FINGERPRINT_KEY: ev.fingerprint,
     }
     if existing is None:
-        fm: dict[str, Any] = {"name": name, "description": describe(name, cluster)}
+        fm: dict[str, Any] = {"name": name, "description": _describe(name, seen.terms, seen.tools)}
         fm["metadata"] = {**ours, VERSION_KEY: "1"}
         intro = (
-            f"# {_title(name, cluster)}\n\nHow agents get this kind of task done, learned "
+            f"# {_title(name)}\n\nHow agents get this kind of task done, learned "
             "by skillforge from past runs. The part between the skillforge markers is "
             "regenerated as new runs arrive; edit anywhere outside it.\n"
         )
         content = render(fm, replace_managed_block(intro, block))
         reason += " No skill in the library covered these runs, so this creates one."
-        files = {CHECKS_FILE: checks_document(name, stored, len(runs), tasks)}
+        files = {CHECKS_FILE: checks_document(name, stored, runs, tasks)}
         return _change(name, "create", content, ev, path, reason, cluster, files, hidden)
     text = existing.text.replace("\r\n", "\n")
     fm, body = parse(text)
     new_body = replace_managed_block(body, block)
     old_ok, old_failed = recorded(body)
     new_known = ev.successes + ev.failures - old_ok - old_failed
-    attributed = sum(1 for d in diagnoses if d.skill == existing.name)
+    if attributed is None:
+        attributed = sum(1 for d in diagnoses if d.skill == existing.name)
     if guidance_of(new_body) == guidance_of(body) or new_known < rewrite_after:
         return None  # only the figures moved, or too little new evidence to rewrite on
     if not find_managed_block(body) and attributed < rewrite_after:
@@ -350,7 +499,8 @@ def synthesize(
     else:
         meta = dict(fm.get("metadata") or {})
         old = _version(meta)
-        fm = {**fm, "name": existing.name, "description": describe(existing.name, cluster)}
+        description = _describe(existing.name, seen.terms, seen.tools)
+        fm = {**fm, "name": existing.name, "description": description}
         fm["metadata"] = {**meta, **ours, VERSION_KEY: str(old + 1)}
         content = render(fm, new_body)
         before = meta.get(FINGERPRINT_KEY)
@@ -358,7 +508,7 @@ def synthesize(
         reason += f" (evidence {before} → {ev.fingerprint})." if before else "."
     if mapped_by:
         reason += f" Matched to {existing.name} because {mapped_by}."
-    files = {CHECKS_FILE: checks_document(existing.name, stored, len(runs), tasks)}
+    files = {CHECKS_FILE: checks_document(existing.name, stored, runs, tasks)}
     return _change(existing.name, "update", content, ev, path, reason, cluster, files, hidden)
 
 

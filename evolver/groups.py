@@ -1,0 +1,220 @@
+"""A cluster as a cycle sees it: figures of all its runs, and a bounded sample of them.
+
+Every stage that reads runs (lessons, diagnoses, checks, the state graph, naming, the skill's
+text) reads at most `k` runs of a cluster: a sample that is a pure function of its member
+set, so a store can keep it and update it from new runs alone, and a rebuild from the stored
+runs finds the same. The figures of all its runs (size, outcomes, loaded skills, the tool
+graph, feature counts) are sums over runs, kept exactly. Pure: no I/O.
+
+The sample is the `k` runs with the smallest hash of their id among the cluster's first
+`checkpoint(n, k)` runs (all of them up to `k`); the checkpoint steps up by a quarter, so a
+cluster of n > k runs is learned again each time it has grown by a quarter, not at every run:
+a store that adds m runs to it redraws its sample about m / (n / 4) times, at O(k) each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from evolver.cluster import Cluster, features
+from evolver.diagnose import task_key
+from evolver.graph import Transitions, transitions
+from evolver.model import Trajectory
+
+__all__ = [
+    "ANCHORS",
+    "SAMPLE_SIZE",
+    "Group",
+    "Ref",
+    "Tally",
+    "bottom",
+    "checkpoint",
+    "groups_of",
+    "rank",
+    "ref",
+    "tally",
+]
+
+SAMPLE_SIZE = 200  # runs of a cluster any stage reads
+ANCHORS = 150  # a cluster's oldest requests kept for naming other clusters against
+_MASK = (1 << 64) - 1
+
+
+def rank(run_id: str) -> str:
+    """The hash a sample is drawn by (the smallest first): 16 hex digits of sha256(id)."""
+    return hashlib.sha256(run_id.encode()).hexdigest()[:16]
+
+
+def checkpoint(n: int, k: int = SAMPLE_SIZE) -> int:
+    """How many of a cluster's first runs (by arrival) its sample is drawn from: all `n` up
+    to `k`, then k, 5k/4, 25k/16, ... (each a quarter more, rounded up), the last one reached."""
+    if n <= k:
+        return n
+    at = k
+    while (nxt := (5 * at + 3) // 4) <= n:
+        at = nxt
+    return at
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A sampled run as the cycle knows it without reading it: id, outcome, and a hash of its
+    task (`diagnose.task_key`), so runs of the same task can be found across clusters."""
+
+    id: str
+    success: bool | None
+    task: str
+
+    def to_json(self) -> list[Any]:
+        return [self.id, self.success, self.task]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Any]) -> Ref:
+        return cls(str(data[0]), None if data[1] is None else bool(data[1]), str(data[2]))
+
+
+def ref(run: Trajectory) -> Ref:
+    """The `Ref` of a run."""
+    return Ref(run.id, run.succeeded, hashlib.sha256(task_key(run).encode()).hexdigest()[:16])
+
+
+def bottom(items: Iterable[Ref], k: int) -> tuple[Ref, ...]:
+    """The `k` refs with the smallest `rank`, sorted by id: merging two clusters' bottoms and
+    taking the bottom again gives the bottom of their union."""
+    return tuple(sorted(sorted(items, key=lambda r: (rank(r.id), r.id))[:k], key=lambda r: r.id))
+
+
+@dataclass
+class Tally:
+    """Figures of a cluster's runs that add up run by run: how many, their outcomes, a
+    fingerprint (a sum of their hashes, so new runs update it), the skills they had loaded
+    (runs, with a known outcome, of those successful, failed with it loaded first) and the
+    tool graph (`Transitions`)."""
+
+    runs: int = 0
+    successes: int = 0
+    failures: int = 0
+    fold: int = 0
+    loaded: dict[str, list[int]] = field(default_factory=dict)
+    failed_unloaded: int = 0  # failed runs that reported no loaded skill
+    graph: Transitions = field(default_factory=Transitions)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.fold:016x}"
+
+    def add(self, other: Tally) -> Tally:
+        """Add `other`'s figures to these (in place); returns self."""
+        self.runs += other.runs
+        self.successes += other.successes
+        self.failures += other.failures
+        self.fold = (self.fold + other.fold) & _MASK
+        for skill, counts in other.loaded.items():
+            mine = self.loaded.setdefault(skill, [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+        self.failed_unloaded += other.failed_unloaded
+        self.graph.add(other.graph)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": self.runs,
+            "successes": self.successes,
+            "failures": self.failures,
+            "fold": self.fingerprint,
+            "loaded": {k: list(v) for k, v in sorted(self.loaded.items())},
+            "failed_unloaded": self.failed_unloaded,
+            "graph": self.graph.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tally:
+        return cls(
+            runs=int(data["runs"]),
+            successes=int(data["successes"]),
+            failures=int(data["failures"]),
+            fold=int(data["fold"], 16),
+            loaded={str(k): [int(n) for n in v] for k, v in data["loaded"].items()},
+            failed_unloaded=int(data["failed_unloaded"]),
+            graph=Transitions.from_json(data["graph"]),
+        )
+
+
+def tally(run: Trajectory) -> Tally:
+    """One run's `Tally`."""
+    ok, failed = run.succeeded is True, run.succeeded is False
+    digest = hashlib.sha256(json.dumps([run.id, run.succeeded]).encode()).hexdigest()
+    loaded: dict[str, list[int]] = {}
+    first = run.skills[0].name if run.skills else None
+    for name in sorted({s.name for s in run.skills}):
+        known = int(run.succeeded is not None)
+        loaded[name] = [1, known, int(ok), int(failed and name == first)]
+    return Tally(
+        runs=1,
+        successes=int(ok),
+        failures=int(failed),
+        fold=int(digest[:16], 16),
+        loaded=loaded,
+        failed_unloaded=int(failed and not run.skills),
+        graph=transitions(run),
+    )
+
+
+@dataclass(frozen=True)
+class Group:
+    """A cluster for a cycle: its id, keywords and tools, how many of its runs have each
+    feature (`counts`), the `Tally` of all its runs, a `sample` of them (at most k, sorted by
+    id; all of them when the cluster is small) and its oldest requests (`anchors`)."""
+
+    id: str
+    keywords: tuple[str, ...]
+    tools: tuple[str, ...]
+    tally: Tally
+    counts: Mapping[str, int]
+    sample: tuple[Ref, ...]
+    anchors: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return self.tally.runs
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the sample is short of the cluster's runs."""
+        return self.tally.runs > len(self.sample)
+
+    @cached_property
+    def fp(self) -> str:
+        """A hash of the sample: which runs, with which outcomes."""
+        pairs = [[r.id, r.success] for r in self.sample]
+        return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:32]
+
+
+def groups_of(
+    clusters: Sequence[Cluster], k: int = SAMPLE_SIZE
+) -> tuple[list[Group], dict[str, tuple[Trajectory, ...]]]:
+    """Groups of clusters whose members are all their runs, in memory, and each one's sample
+    runs: the smallest `k` by `rank` (there is no arrival order here, so no checkpoint), and
+    the tasks of its first runs by id as anchors."""
+    groups: list[Group] = []
+    samples: dict[str, tuple[Trajectory, ...]] = {}
+    for c in clusters:
+        total = Tally()
+        counts: Counter[str] = Counter()
+        for run in c.members:
+            total.add(tally(run))
+            counts.update(features(run))
+        picked = {r.id for r in bottom(map(ref, c.members), k)}
+        runs = tuple(r for r in c.members if r.id in picked)
+        anchors = tuple(r.task for r in c.members[:ANCHORS])
+        sample = tuple(map(ref, runs))
+        groups.append(Group(c.id, c.keywords, c.tools, total, dict(counts), sample, anchors))
+        samples[c.id] = runs
+    return groups, samples

@@ -1,0 +1,183 @@
+"""Results of the costly stages of a cycle, by a hash of everything they read.
+
+A cycle can hand the evolver a plain mapping of earlier results (key -> JSON text). Every
+stage that reads runs looks its result up under a key made of all it reads (which runs, by
+id and outcome, and every other input); a miss computes it and adds it. A result is always
+returned as it reads back from its JSON, hit or miss, so a cycle gives the same ChangeSet
+with the mapping, without it, or with an older one: the mapping only saves time. Pure: the
+caller keeps the mapping (a store, between cycles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, TypeVar
+
+from evolver.changes import ErrorPattern, SkillChange
+from evolver.checks import Check, Measured
+from evolver.conditions import Condition, Fact
+from evolver.diagnose import Diagnosis, Lessons
+from evolver.examples import Example
+from evolver.synthesize import View
+
+__all__ = [
+    "VERSION",
+    "Memo",
+    "decode_change",
+    "decode_diagnoses",
+    "decode_lessons",
+    "decode_measured",
+    "decode_view",
+    "digest",
+    "encode_change",
+    "encode_diagnoses",
+    "encode_lessons",
+    "encode_measured",
+    "encode_view",
+]
+
+VERSION = "1"  # bump when a stage's output changes for the same inputs
+T = TypeVar("T")
+
+
+def digest(parts: Any) -> str:
+    """A hash of JSON-able parts (sorted keys, so dicts in any order hash alike)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Memo:
+    """Stage results by key. `saved` is the caller's mapping (key -> JSON text), read and
+    added to; `used` holds every key this cycle asked for, so the caller can drop the rest,
+    and `misses` counts the computations per stage."""
+
+    def __init__(self, saved: MutableMapping[str, str] | None = None) -> None:
+        self.saved: MutableMapping[str, str] = {} if saved is None else saved
+        self.used: set[str] = set()
+        self.misses: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()
+
+    def __call__(
+        self,
+        stage: str,
+        parts: Any,
+        compute: Callable[[], T],
+        encode: Callable[[T], Any] = _same,
+        decode: Callable[[Any], T] = _same,
+    ) -> T:
+        """The stage's result for these inputs: from `saved`, or computed and added."""
+        key = f"{stage}:{VERSION}:{digest(parts)}"
+        self.used.add(key)
+        text = self.saved.get(key)
+        if text is None:
+            self.misses[stage] += 1
+            text = json.dumps(encode(compute()), sort_keys=True, ensure_ascii=False)
+            self.saved[key] = text
+        else:
+            self.hits[stage] += 1
+        return decode(json.loads(text))
+
+
+# --- codecs: exact round trips of the stages' results -----------------------------------------
+
+
+def encode_measured(found: Sequence[Measured]) -> list[Any]:
+    return [
+        [
+            m.check.to_json(),
+            [m.complied_ok, m.complied, m.other_ok, m.other],
+            m.p_value,
+            [m.folds_agreeing, m.folds],
+            m.scope,
+        ]
+        for m in found
+    ]
+
+
+def decode_measured(data: Sequence[Any]) -> list[Measured]:
+    return [
+        Measured(Check.from_json(check), *table, p, *folds, scope=scope)
+        for check, table, p, folds, scope in data
+    ]
+
+
+def _example(data: Sequence[Any]) -> Example:
+    return Example(tuple(data[0]), frozenset(data[1]), int(data[2]))
+
+
+def encode_lessons(found: Lessons) -> dict[str, Any]:
+    return {
+        "conditions": [
+            [c.tool, c.fact.source, c.fact.key, c.fact.value, c.failed_runs, c.ok_runs, c.p_value]
+            for c in found.conditions
+        ],
+        "forms": sorted(found.answer_forms),
+        "examples": [[list(e.words), sorted(e.changes), e.runs] for e in found.examples],
+    }
+
+
+def decode_lessons(data: dict[str, Any]) -> Lessons:
+    return Lessons(
+        [Condition(c[0], Fact(c[1], c[2], c[3]), c[4], c[5], c[6]) for c in data["conditions"]],
+        frozenset(data["forms"]),
+        [_example(e) for e in data["examples"]],
+    )
+
+
+def encode_diagnoses(found: Sequence[Diagnosis]) -> list[Any]:
+    return [d.model_dump(mode="json") for d in found]
+
+
+def decode_diagnoses(data: Sequence[Any]) -> list[Diagnosis]:
+    return [Diagnosis.model_validate(d) for d in data]
+
+
+def encode_view(seen: View) -> dict[str, Any]:
+    return {
+        "block": seen.block,
+        "path": list(seen.path),
+        "ok_on_path": seen.ok_on_path,
+        "errors": [e.model_dump(mode="json") for e in seen.errors],
+        "categories": seen.categories,
+        "terms": list(seen.terms),
+        "tools": list(seen.tools),
+        "hidden": seen.hidden,
+        "tasks": seen.tasks,
+        "ids": list(seen.ids),
+        "successes": seen.successes,
+        "failures": seen.failures,
+        "fingerprint": seen.fingerprint,
+    }
+
+
+def decode_view(data: dict[str, Any]) -> View:
+    return View(
+        block=data["block"],
+        path=tuple(data["path"]),
+        ok_on_path=data["ok_on_path"],
+        errors=tuple(ErrorPattern.model_validate(e) for e in data["errors"]),
+        categories=dict(data["categories"]),
+        terms=tuple(data["terms"]),
+        tools=tuple(data["tools"]),
+        hidden=dict(data["hidden"]),
+        tasks=data["tasks"],
+        ids=tuple(data["ids"]),
+        successes=data["successes"],
+        failures=data["failures"],
+        fingerprint=data["fingerprint"],
+    )
+
+
+def encode_change(change: SkillChange | None) -> Any:
+    return None if change is None else change.model_dump(mode="json")
+
+
+def decode_change(data: Any) -> SkillChange | None:
+    return None if data is None else SkillChange.model_validate(data)
