@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -144,6 +144,24 @@ _MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (trace_id, span_id)
         );
         CREATE INDEX otlp_spans_received ON otlp_spans (trace_id, received_at);
+        """),
+    ("m009_cluster_state", """
+        CREATE TABLE cluster_runs (
+            seq BIGINT PRIMARY KEY, id TEXT NOT NULL, cluster TEXT NOT NULL,
+            success INTEGER, rank TEXT NOT NULL, task TEXT NOT NULL
+        );
+        CREATE INDEX cluster_runs_by_cluster ON cluster_runs (cluster, seq);
+        CREATE TABLE cluster_stats (
+            cluster TEXT PRIMARY KEY, tally TEXT NOT NULL, prefix BIGINT NOT NULL,
+            prefix_seq BIGINT NOT NULL, sample TEXT NOT NULL, anchors TEXT NOT NULL
+        );
+        CREATE TABLE cluster_features (
+            cluster TEXT NOT NULL, feature TEXT NOT NULL, n BIGINT NOT NULL,
+            PRIMARY KEY (cluster, feature)
+        );
+        CREATE TABLE feature_df (feature TEXT PRIMARY KEY, n BIGINT NOT NULL);
+        CREATE TABLE cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE evolve_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """),
 ]  # fmt: skip
 MIGRATIONS: list[tuple[str, str]] = [(name, _ddl(text)) for name, text in _MIGRATIONS]
@@ -823,6 +841,173 @@ class PostgresStore:
     def llm_calls(self, cycle_id: str) -> list[dict[str, Any]]:
         """Every ask of a cycle, in order (see `record_llm_calls`)."""
         return self._rows("SELECT * FROM llm_calls WHERE cycle = %s ORDER BY id", [cycle_id])
+
+    # -- cluster state (incremental cycles; clusterstate.py) -----------------------------
+    # Every write here is a short transaction of its own, so intake never waits long.
+
+    STATE_TABLES = ("cluster_runs", "cluster_stats", "cluster_features", "feature_df")
+
+    def run_batches(
+        self, after_seq: int, upto_seq: int, size: int = 500
+    ) -> Iterator[list[tuple[int, str, str | None]]]:
+        """Stored runs with after_seq < seq <= upto_seq in arrival order, `size` at a time:
+        (seq, JSON, cluster id of its membership or None). One batch in memory at a time."""
+        query = (
+            "SELECT t.seq, t.data, m.cluster FROM trajectories t LEFT JOIN cluster_members m"
+            " ON m.trajectory = t.id WHERE t.seq > %s AND t.seq <= %s ORDER BY t.seq LIMIT %s"
+        )
+        while True:
+            rows = self._rows(query, [after_seq, upto_seq, size])
+            if not rows:
+                return
+            yield [(r["seq"], r["data"], r["cluster"]) for r in rows]
+            after_seq = rows[-1]["seq"]
+
+    def first_unassigned(self) -> int | None:
+        """The sequence number of the oldest run without a cluster, or None."""
+        return self._rows(
+            "SELECT min(t.seq) AS s FROM trajectories t LEFT JOIN cluster_members m"
+            " ON m.trajectory = t.id WHERE m.cluster IS NULL"
+        )[0]["s"]
+
+    def runs_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored JSON of the runs with these sequence numbers."""
+        return self._by_seq("data", seqs)
+
+    def tasks_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The task of the runs with these sequence numbers."""
+        return self._by_seq("task", seqs)
+
+    def _by_seq(self, column: str, seqs: Sequence[int]) -> dict[int, str]:
+        query = sql.SQL("SELECT seq, {} AS v FROM trajectories WHERE seq = ANY(%s)")
+        rows = self._rows(query.format(sql.Identifier(column)), [sorted(set(seqs))])
+        return {r["seq"]: r["v"] for r in rows}
+
+    def cluster_state_meta(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self._rows("SELECT key, value FROM cluster_state")}
+
+    def cluster_stats(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM cluster_stats ORDER BY cluster")
+
+    def cluster_features(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for r in self._rows(
+            "SELECT cluster, feature, n FROM cluster_features ORDER BY cluster, feature"
+        ):
+            out.setdefault(r["cluster"], {})[r["feature"]] = r["n"]
+        return out
+
+    def feature_df(self) -> dict[str, int]:
+        rows = self._rows("SELECT feature, n FROM feature_df ORDER BY feature")
+        return {r["feature"]: r["n"] for r in rows}
+
+    def cluster_runs_after(
+        self, clusters: Sequence[str], after_seq: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Runs of these clusters with seq > after_seq, oldest first, at most `limit`."""
+        return self._rows(
+            "SELECT * FROM cluster_runs WHERE cluster = ANY(%s) AND seq > %s ORDER BY seq LIMIT %s",
+            [list(clusters), after_seq, limit],
+        )
+
+    def add_cluster_runs(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Record runs' clusters: rows of (seq, id, cluster, success, rank, task); their
+        memberships go to cluster_members too, which the rest of skillforge reads."""
+        for i in range(0, len(rows), 2000):
+            part = [tuple(r) for r in rows[i : i + 2000]]
+            with self._errors("record cluster runs"), self.transaction() as db:
+                db.cursor().executemany(
+                    "INSERT INTO cluster_runs (seq, id, cluster, success, rank, task)"
+                    " VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (seq) DO UPDATE SET id = excluded.id,"
+                    " cluster = excluded.cluster, success = excluded.success,"
+                    " rank = excluded.rank, task = excluded.task",
+                    part,
+                )
+                db.cursor().executemany(
+                    "INSERT INTO cluster_members (trajectory, cluster) VALUES (%s, %s)"
+                    " ON CONFLICT (trajectory) DO UPDATE SET cluster = excluded.cluster",
+                    [(r[1], r[2]) for r in part],
+                )
+
+    def drop_cluster_runs_after(self, seq: int) -> None:
+        """Forget cluster rows a cycle wrote past the state's high water before it died."""
+        with self._errors("drop cluster runs"), self.transaction() as db:
+            db.execute("DELETE FROM cluster_runs WHERE seq > %s", [seq])
+
+    def move_clusters(self, sources: Sequence[str], target: str) -> None:
+        """The runs of clusters `sources` now belong to `target` (clusters merged)."""
+        with self._errors(f"merge clusters into {target}"), self.transaction() as db:
+            for table in ("cluster_runs", "cluster_members"):
+                db.execute(
+                    sql.SQL("UPDATE {} SET cluster = %s WHERE cluster = ANY(%s)").format(
+                        sql.Identifier(table)
+                    ),
+                    [target, list(sources)],
+                )
+
+    def save_cluster_state(
+        self,
+        stats: Sequence[Mapping[str, Any]],
+        features: Mapping[str, Mapping[str, int]],
+        df: Mapping[str, int],
+        meta: Mapping[str, str],
+        dropped: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: the rows of changed clusters, their feature counts (replaced),
+        changed document frequencies, clusters merged away, and the state's meta data."""
+        with self._errors("save cluster state"), self.transaction() as db:
+            cur = db.cursor()
+            for cid in dropped:
+                db.execute("DELETE FROM cluster_stats WHERE cluster = %s", [cid])
+                db.execute("DELETE FROM cluster_features WHERE cluster = %s", [cid])
+            cur.executemany(
+                "INSERT INTO cluster_stats (cluster, tally, prefix, prefix_seq, sample, anchors)"
+                " VALUES (%(cluster)s, %(tally)s, %(prefix)s, %(prefix_seq)s, %(sample)s,"
+                " %(anchors)s) ON CONFLICT (cluster) DO UPDATE SET tally = excluded.tally,"
+                " prefix = excluded.prefix, prefix_seq = excluded.prefix_seq,"
+                " sample = excluded.sample, anchors = excluded.anchors",
+                [dict(s) for s in stats],
+            )
+            for cid, counts in features.items():
+                db.execute("DELETE FROM cluster_features WHERE cluster = %s", [cid])
+                cur.executemany(
+                    "INSERT INTO cluster_features (cluster, feature, n) VALUES (%s,%s,%s)",
+                    [(cid, f, n) for f, n in sorted(counts.items()) if n],
+                )
+            cur.executemany(
+                "INSERT INTO feature_df (feature, n) VALUES (%s,%s)"
+                " ON CONFLICT (feature) DO UPDATE SET n = excluded.n",
+                sorted(df.items()),
+            )
+            cur.executemany(
+                "INSERT INTO cluster_state (key, value) VALUES (%s,%s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                sorted(meta.items()),
+            )
+
+    def clear_cluster_state(self) -> None:
+        """Forget all cluster state (not the memberships): `rebuild` starts from this."""
+        with self._errors("clear cluster state"), self.transaction() as db:
+            for table in (*self.STATE_TABLES, "cluster_state", "evolve_memo"):
+                db.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+
+    def memo(self) -> dict[str, str]:
+        """Stage results earlier cycles kept (evolver.memo), by key."""
+        return {r["key"]: r["value"] for r in self._rows("SELECT key, value FROM evolve_memo")}
+
+    def save_memo(self, added: Mapping[str, str], keep: Collection[str]) -> None:
+        """Add stage results and drop those not in `keep` (no longer asked for)."""
+        with self._errors("save the evolver memo"), self.transaction() as db:
+            stale = [
+                r["key"] for r in db.execute("SELECT key FROM evolve_memo") if r["key"] not in keep
+            ]
+            if stale:
+                db.execute("DELETE FROM evolve_memo WHERE key = ANY(%s)", [stale])
+            db.cursor().executemany(
+                "INSERT INTO evolve_memo (key, value) VALUES (%s,%s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                sorted(added.items()),
+            )
 
 
 def _insert_dict(table: str, row: Mapping[str, Any]) -> tuple[sql.Composed, list[Any]]:
