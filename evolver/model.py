@@ -187,9 +187,8 @@ def with_safe_names(run: Trajectory) -> Trajectory:
     skills = [s for s in map(safe_skill, run.skills) if s is not None]
     if skills != run.skills:
         update["skills"] = skills
-    steps = [_safe_step(step) for step in run.steps]
-    if any(new is not old for new, old in zip(steps, run.steps, strict=True)):
-        update["steps"] = steps
+    if any(_safe_step(call) is not call for call in run.tool_calls):  # messages need nothing
+        update["steps"] = [_safe_step(step) for step in run.steps]
     return run.model_copy(update=update) if update else run
 
 

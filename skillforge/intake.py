@@ -35,12 +35,13 @@ from evolver.model import Trajectory
 from evolver.redact import redact
 
 from .errors import IntakeError, InvalidTrajectory
-from .importers import parse_line, parse_record, records_in_document
+from .importers import read_line, read_record, records_in_document
 from .store import FileProgress, Quarantined, Store, utcnow
 from .watcher import inbox_files
 
 BATCH_LINES = 500  # stored lines per transaction
-BATCH_BYTES = 32 << 20  # ... or bytes read
+BATCH_BYTES = 256 << 10  # ... or bytes read: the runs a batch holds are walked by every
+# collection of the cyclic garbage collector until they are stored, so big runs go in small batches
 READ_CHUNK = 1 << 20
 FINGERPRINT_BYTES = 4096  # of the head and of the bytes just before the offset
 QUARANTINE_PER_FILE = 100  # bad lines of one file kept one by one; the rest are counted
@@ -257,6 +258,7 @@ class _FileIntake:
         self.tail: deque[bytes] = deque()  # the last bytes consumed, at least FINGERPRINT_BYTES
         self.tail_size = 0
         self.parsed: list[tuple[Trajectory, int]] = []
+        self.data: list[str] = []  # the JSON the store keeps for each parsed run
         self.bad: list[Quarantined] = []
         self.summary: _Summary | None = None
         self.summary_dirty = self.summary_grew = False  # since the last flush; in this pass
@@ -390,9 +392,12 @@ class _FileIntake:
             return
         self.result.lines += 1
         try:
-            self.parsed.append((parse_line(raw), self.line_no))
+            trajectory, data = read_line(raw)
         except InvalidTrajectory as exc:
             self._bad(start, exc.reason, raw)
+            return
+        self.parsed.append((trajectory, self.line_no))
+        self.data.append(data)
 
     def _push_tail(self, piece: bytes) -> None:
         """Keep the last consumed bytes, at least FINGERPRINT_BYTES of them."""
@@ -431,7 +436,7 @@ class _FileIntake:
         rows = list(self.bad)
         if self.summary and self.summary_dirty:
             rows.append(self.summary.row(str(self.path)))
-        batch = self.store.record_batch(self.key, self.parsed, rows, progress)
+        batch = self.store.record_batch(self.key, self.parsed, rows, progress, data=self.data)
         self.result.stored += batch.stored
         self.result.duplicates += batch.duplicates
         self.result.quarantined += batch.quarantined
@@ -440,7 +445,7 @@ class _FileIntake:
                 self.on_quarantine(entry)
         if self.on_progress:
             self.on_progress(self.pending_bytes)
-        self.parsed, self.bad, self.summary_dirty = [], [], False
+        self.parsed, self.data, self.bad, self.summary_dirty = [], [], [], False
         self.pending_lines = self.pending_bytes = 0
 
 
@@ -504,16 +509,17 @@ def _ingest_json_document(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"{path} is not a JSON document: {exc}") from exc
     records = records_in_document(document, source_name=str(path))
-    parsed, bad = [], []
+    parsed, data, bad = [], [], []
     for index, record in enumerate(records, start=1):
         try:
-            parsed.append((parse_record(record), index))
+            trajectory, dumped = read_record(record)
+            parsed.append((trajectory, index))
+            data.append(dumped)
         except InvalidTrajectory as exc:
             raw = json.dumps(record).encode()
             bad.append(Quarantined(str(path), index, index, redact(exc.reason), excerpt(raw)))
-    batch = store.record_batch(
-        key, parsed, bad, FileProgress(stat_.st_size, len(records), stat_.st_ino, stat_.st_dev)
-    )
+    progress = FileProgress(stat_.st_size, len(records), stat_.st_ino, stat_.st_dev)
+    batch = store.record_batch(key, parsed, bad, progress, data=data)
     if on_quarantine:
         for entry in bad:
             on_quarantine(entry)

@@ -321,12 +321,19 @@ class Store:
         progress: FileProgress,
         *,
         now: datetime | None = None,
+        data: Sequence[str] | None = None,
     ) -> BatchResult:
-        """Store parsed lines, quarantined lines and the new file offset in one transaction."""
+        """Store parsed lines, quarantined lines and the new file offset in one transaction.
+        `data`, one per trajectory, is the JSON to keep for each (`importers.Parsed.data`,
+        made once when the line was read); without it each is dumped here."""
         at = _iso(now or utcnow())
+        kept = [None] * len(trajectories) if data is None else data
         try:
             with self.transaction():
-                stored = sum(self._insert(t, f"{path}:{line}", at) for t, line in trajectories)
+                stored = sum(
+                    self._insert(t, f"{path}:{line}", at, json_)
+                    for (t, line), json_ in zip(trajectories, kept, strict=True)
+                )
                 duplicates = len(trajectories) - stored
                 quarantined_count = sum(self._quarantine(q, at) for q in quarantined)
                 if duplicates:
@@ -371,13 +378,14 @@ class Store:
             raise StoreError(f"could not store what {source} sent: {exc}") from exc
         return BatchResult(stored, len(trajectories) - stored, bad)
 
-    def _insert(self, t: Trajectory, source: str, at: str | None) -> bool:
-        """Insert one trajectory unless its id is stored; True when it was new."""
+    def _insert(self, t: Trajectory, source: str, at: str | None, data: str | None = None) -> bool:
+        """Insert one trajectory unless its id is stored; True when it was new. `data` is its
+        JSON when already made (it must read back as `t`)."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO trajectories (id, agent, task, success, reward,"
             " tool_calls, errors, skills, started_at, ended_at, source, ingested_at,"
             " data) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            _trajectory_row(t, source, at),
+            _trajectory_row(t, source, at, data),
         )
         if cursor.rowcount and t.skills:
             _index_skills(self.db, cursor.lastrowid or 0, t)
@@ -717,22 +725,23 @@ class Store:
 _PROGRESS = "offset, line, inode, dev, fingerprint, bad_lines"
 
 
-def _trajectory_row(t: Trajectory, source: str, at: str | None) -> list[Any]:
+def _trajectory_row(t: Trajectory, source: str, at: str | None, data: str | None) -> list[Any]:
     success = None if t.succeeded is None else int(t.succeeded)
+    calls = t.tool_calls
     return [
         t.id,
         t.agent,
         t.task,
         success,
         t.outcome.reward if t.outcome else None,
-        len(t.tool_calls),
-        sum(1 for c in t.tool_calls if c.error),
-        json.dumps(sorted({s.name for s in t.skills})),
+        len(calls),
+        sum(1 for c in calls if c.error),
+        json.dumps(sorted({s.name for s in t.skills})) if t.skills else "[]",
         _iso(t.started_at),
         _iso(t.ended_at),
         source,
         at,
-        t.model_dump_json(exclude_defaults=False),
+        t.model_dump_json() if data is None else data,
     ]
 
 

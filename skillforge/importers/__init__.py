@@ -2,17 +2,21 @@
 
 `parse_line(raw_bytes)` is what intake calls for each complete JSONL line;
 `parse_record(obj)` takes an already-decoded JSON object. Both raise `InvalidTrajectory`
-with a one-line reason, which the quarantine shows. `records_in_document(doc)` splits a whole
-.json file (an array, a tau2 `Results`, a MedAgentBench `overall.json`, an InterCode log, a
-moatless-tools traj with its run's resolved label) into per-run records.
+with a one-line reason, which the quarantine shows. `read_line` and `read_record` also give
+the JSON the store keeps for the run (`Parsed.data`), worked out once: the line itself when
+it is a run in the skillforge schema that reads back as the same trajectory, else its dump.
+`records_in_document(doc)` splits a whole .json file (an array, a tau2 `Results`, a
+MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj with its run's resolved
+label) into per-run records.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 from pydantic import ValidationError
 
 from evolver.model import Trajectory, with_safe_names
@@ -43,12 +47,27 @@ from .tau2 import from_tau2_record, is_tau2_record, is_tau2_results, tau2_record
 
 __all__ = [
     "RECORD_FORMATS",
+    "Parsed",
     "parse_line",
     "parse_record",
+    "read_line",
+    "read_record",
     "record_format",
     "records_in_document",
     "validate",
 ]
+
+# Strict JSON, about twice as fast as `json.loads`, integers of any size kept exact. What it
+# refuses (NaN, 1e400, a lone surrogate, deep nesting, bad JSON) goes to `json.loads`, which
+# decides as before and words the reason.
+_decode_strict = msgspec.json.Decoder().decode
+
+
+class Parsed(NamedTuple):
+    """A run, and the JSON text the store keeps for it (it reads back as `trajectory`)."""
+
+    trajectory: Trajectory
+    data: str
 
 
 def records_in_document(document: Any, source_name: str | None = None) -> list[Any]:
@@ -89,8 +108,14 @@ def record_format(record: Any) -> str | None:
 
 def parse_record(record: Any) -> Trajectory:
     """Detect the record's format and convert it; its names made safe, a reason redacted."""
+    return read_record(record).trajectory
+
+
+def read_record(record: Any, line: str | None = None) -> Parsed:
+    """`parse_record`, and the JSON to store: `line` (the record's own strict JSON text, if
+    given) when the record is in the skillforge schema and reads back as the same run."""
     try:
-        return _parse_record(record)
+        return _parse_record(record, line)
     except InvalidTrajectory as exc:
         reason = redact(exc.reason)  # a reason quotes keys and values of the untrusted record
         if reason == exc.reason:
@@ -98,7 +123,7 @@ def parse_record(record: Any) -> Trajectory:
         raise InvalidTrajectory(reason) from exc
 
 
-def _parse_record(record: Any) -> Trajectory:
+def _parse_record(record: Any, line: str | None) -> Parsed:
     if not isinstance(record, dict):
         raise InvalidTrajectory(
             f"a JSON {_json_type(record)} is not a trajectory; expected an object"
@@ -116,7 +141,7 @@ def _parse_record(record: Any) -> Trajectory:
         raise InvalidTrajectory(f"{whole_file}: convert the file with `skillforge import PATH`")
     name = record_format(record)
     if name is not None:
-        return _storable(name, record)
+        return _storable(name, record, line)
     keys = ", ".join(sorted(record)[:8]) or "none"
     raise InvalidTrajectory(
         "unrecognised record: expected the skillforge schema (task, steps), an OpenAI chat "
@@ -131,14 +156,27 @@ def _parse_record(record: Any) -> Trajectory:
 MAX_FREE_DEPTH = 64  # metadata or arguments nested deeper could not be read back from the store
 
 
-def _storable(name: str, record: dict[str, Any]) -> Trajectory:
+def _storable(name: str, record: dict[str, Any], line: str | None) -> Parsed:
     """Convert with the `name` importer. Whatever a hostile record trips (a wrong type deep
     inside, a lone surrogate, nesting the store could not read back) is an InvalidTrajectory:
     the line is quarantined, never a crash of intake (found by tests/reliability). The run's
-    id, loaded skills and tool names are made safe here, once, for every format."""
+    id, loaded skills and tool names are made safe here, once, for every format.
+
+    The store keeps `line` itself when it is this run as sent: the skillforge schema, with its
+    own id and no name made safe (validating `line` as JSON then gives the same run; being
+    strict JSON it holds no lone surrogate). Else the run's dump, made here once."""
     try:
-        trajectory = with_safe_names(RECORD_FORMATS[name][1](record))
-        trajectory.model_dump_json()  # what the store writes: fails on lone surrogates
+        converted = RECORD_FORMATS[name][1](record)
+        trajectory = with_safe_names(converted)
+        if (
+            line is not None
+            and name == "native"
+            and trajectory is converted
+            and record.get("id") == trajectory.id
+        ):
+            data = line
+        else:
+            data = trajectory.model_dump_json()  # what the store writes: fails on lone surrogates
     except InvalidTrajectory:
         raise
     except ValidationError as exc:
@@ -149,23 +187,25 @@ def _storable(name: str, record: dict[str, Any]) -> Trajectory:
         reason = redact(f"malformed {name} record: {type(exc).__name__}: {exc}")
         raise InvalidTrajectory(reason[:300]) from exc
     free = [trajectory.metadata, *(call.arguments for call in trajectory.tool_calls)]
-    if max(map(_depth, free)) > MAX_FREE_DEPTH:
+    if _nested_over(free, MAX_FREE_DEPTH + 1):  # one level more: the list of them
         raise InvalidTrajectory(
             f"not a valid trajectory: metadata or arguments nested over {MAX_FREE_DEPTH} levels"
         )
-    return trajectory
+    return Parsed(trajectory, data)
 
 
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in a JSON value (iteratively: no recursion limit)."""
-    deepest, stack = 0, [(value, 1)]
+def _nested_over(value: list[Any] | dict[str, Any], limit: int) -> bool:
+    """Whether lists and objects nest over `limit` levels deep in a JSON container
+    (iteratively: no recursion limit; only containers are visited)."""
+    stack = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+        if level > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
+    return False
 
 
 def _whole_file_format(record: dict[str, Any]) -> str | None:
@@ -181,6 +221,11 @@ def _whole_file_format(record: dict[str, Any]) -> str | None:
 
 def parse_line(raw: bytes) -> Trajectory:
     """One JSONL line (without its newline) as a trajectory."""
+    return read_line(raw).trajectory
+
+
+def read_line(raw: bytes) -> Parsed:
+    """One JSONL line (without its newline) as a trajectory, and the JSON to store for it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -188,12 +233,19 @@ def parse_line(raw: bytes) -> Trajectory:
             f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at position {exc.start}"
         ) from exc
     try:
-        record = json.loads(text)
+        record = _decode_strict(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return read_record(_loads(text))  # not strict JSON: `json.loads` decides, as before
+    return read_record(record, text)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidTrajectory(f"not valid JSON: {exc.msg} at column {exc.colno}") from exc
     except RecursionError as exc:
         raise InvalidTrajectory("not valid JSON: nested too deeply") from exc
-    return parse_record(record)
 
 
 def validate(data: dict[str, Any]) -> Trajectory:
