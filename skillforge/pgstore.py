@@ -1088,21 +1088,27 @@ class PgLeaderLock:
         except psycopg.Error:
             row = None
         if not row or not row["n"]:
+            self._held = False  # nothing of ours to unlock
             self._drop()
             return False
         return True
 
     def release(self) -> None:
-        """Give leadership up (closing the session releases the lock)."""
+        """Give leadership up at once: a successor's next `try_lead()` succeeds."""
         self._drop()
 
     close = release
 
     def _drop(self) -> None:
-        self._held = False
+        """Unlock before closing: the server ends a closed session a moment later, and a
+        successor asking right after `release()` must not find the lock still held."""
         if self._conn is not None:
+            if self._held and not self._conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.execute("SELECT pg_advisory_unlock(%s)", [self._key])
             self._conn.close()
             self._conn = None
+        self._held = False
 
     def __enter__(self) -> PgLeaderLock:
         return self
