@@ -8,6 +8,11 @@ environment: it may hold a token), and relays each line it prints. The child run
 session of its own, so a Ctrl-C meant for the daemon lets a running cycle finish, and it
 dies with the daemon (Linux: PR_SET_PDEATHSIG; elsewhere a watch on its parent), so a
 killed daemon leaves no cycle behind holding the library lock.
+
+Several daemons may share one PostgreSQL store (one per host, each with its own inbox and
+HTTP intake): only the daemon holding the store's leader lock (a session advisory lock,
+dropped when its holder dies) starts cycles, so there is one evolver at a time, and when the
+leader dies another daemon takes the lock at its next sweep and goes on.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from .config import Config
 from .cycle import run_cycle
 from .errors import SkillforgeError
 from .library import LibraryRepo
-from .store import Store, utcnow
+from .store import utcnow
+from .stores import open_store
 
 __all__ = ["run_in_child", "main"]
 
@@ -68,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text, flush=True)
 
     try:
-        with Store(config.db_path) as store:
+        with open_store(config.store_location) as store:
             repo = LibraryRepo(config.library_path, config.remote_url)
             result = run_cycle(store, repo, config, say=say)
     except SkillforgeError as exc:

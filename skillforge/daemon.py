@@ -29,12 +29,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import Config
 from .cycle_process import run_in_child
-from .errors import SkillforgeError
+from .errors import SkillforgeError, StoreError
 from .http_intake import IntakeServer
 from .intake import IngestResult, ingest_file, quarantine_file_sink
 from .library import LibraryRepo
 from .output import write_line
 from .store import Store, utcnow
+from .stores import LeaderLock, leader_lock, open_store
 from .watcher import watch_inbox
 
 JOB_ID = "evolve"
@@ -44,6 +45,8 @@ HEARTBEAT_SECONDS = 5.0  # how often the live daemon touches its lock file
 
 def lock_path(config: Config) -> Path:
     """The file a serving daemon holds locked: beside the store whose pid it records."""
+    if config.db_is_postgres:  # one daemon per host on a shared store: a lock of this host's
+        return config.home / "skillforge.daemon"
     return config.db_path.with_name(config.db_path.name + ".daemon")
 
 
@@ -116,6 +119,9 @@ class Daemon:
         self._requested_high_water = 0
         self._trigger_lock = threading.Lock()  # inbox and HTTP intake both ask for cycles
         self._http: IntakeServer | None = None
+        # Several daemons may share a PostgreSQL store: only the leader runs cycles.
+        self._leader: LeaderLock = leader_lock(config.store_location)
+        self._was_leading = False
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -132,12 +138,13 @@ class Daemon:
     def _serve(self) -> int:
         config = self.config
         LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
-        store = Store(config.db_path)
+        store = open_store(config.store_location)
         try:
-            store.interrupt_running_cycles(now=utcnow())
+            if not config.db_is_postgres:  # shared: a 'running' cycle may be another host's
+                store.interrupt_running_cycles(now=utcnow())
             store.set_state(pid=str(os.getpid()), started_at=utcnow().isoformat(timespec="seconds"))
             self.say(
-                f"skillforge serving: inbox {config.inbox}, store {config.db_path}, "
+                f"skillforge serving: inbox {config.inbox}, store {config.store_display}, "
                 f"library {config.library_path} (remote {config.remote_url})"
             )
             self.scheduler.add_job(
@@ -154,6 +161,7 @@ class Daemon:
                 self._http.stop()
             if self.scheduler.running:
                 self.scheduler.shutdown(wait=True)
+            self._leader.release()
             store.set_state(pid=None, next_cycle=None)
             store.close()
         self.say("skillforge stopped")
@@ -209,9 +217,33 @@ class Daemon:
             + (" (bearer token required)" if config.http_token else "")
         )
 
+    def _leading(self) -> bool:
+        """Whether this daemon leads the cycles of its store (takes the lead when it is free:
+        at start, or when the leader died). Call with the trigger lock held."""
+        try:
+            leading = self._leader.still_leading() or self._leader.try_lead()
+        except StoreError as exc:
+            if self._was_leading:
+                self.say(f"cycles: lost the leader lock ({exc}); retrying")
+            leading = False
+        if leading != self._was_leading:
+            self.say(
+                "cycles: this daemon leads the store's cycles"
+                if leading
+                else "cycles: another daemon leads the store's cycles; this one only takes runs in"
+            )
+            self._was_leading = leading
+            self._requested_high_water = 0  # a new leader looks at everything not yet evolved
+        return leading
+
     def _after_intake(self, store: Store, *, first: bool = False) -> None:
-        """Ask for a cycle when enough new runs arrived, from the inbox or over HTTP."""
+        """Ask for a cycle when enough new runs arrived, from the inbox or over HTTP (or any
+        host, on a shared store), if this daemon leads the cycles."""
         with self._trigger_lock:
+            became = not self._was_leading
+            if not self._leading():
+                return
+            first = first or became
             high_water = store.high_water()
             mark = max(store.evolved_high_water(), self._requested_high_water)
             pending = store.stored_after(mark)
@@ -240,6 +272,9 @@ class Daemon:
 
     def _one_cycle(self) -> None:
         """One cycle in a child process (cycle_process.py): intake keeps its CPU and memory."""
+        with self._trigger_lock:
+            if not self._leading():
+                return
         run_in_child(self.config, self.say)
 
     def _publish_next_cycle(self, store: Store) -> None:

@@ -38,6 +38,7 @@ from .importers import parse_line, parse_record
 from .intake import QuarantineSink, excerpt
 from .openapi import openapi_document
 from .store import Quarantined, Store, utcnow
+from .stores import open_store
 
 JSON_TYPES = {"application/json", ""}
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -112,7 +113,8 @@ class IntakeServer:
                 "(or SKILLFORGE_HTTP_TOKEN), or listen on 127.0.0.1"
             )
         self.config = config
-        Store(config.db_path).close()  # migrate once now, not racing in concurrent requests
+        # Migrate once now, not racing in concurrent requests.
+        open_store(config.store_location).close()
         self.on_stored, self.on_quarantine = on_stored, on_quarantine
         self.say = say or (lambda text: None)
         self._write_lock = threading.Lock()
@@ -188,7 +190,7 @@ class IntakeServer:
         request_id = uuid.uuid4().hex[:12]
         source = f"http:{client}"
         good, bad, errors = _parse(items, f"{source} request {request_id}")
-        with Store(self.config.db_path) as store:
+        with open_store(self.config.store_location) as store:
             # One writer at a time: SQLite would serialise them too, but by sleeping and retrying.
             with self._write_lock:
                 result = store.record_received([] if errors else good, bad, source=source)
@@ -219,7 +221,7 @@ class IntakeServer:
             status = 415 if "Content-Type" in exc.args[0] else 400
             return _error(status, exc.args[0])
         source = f"otlp:{client}"
-        with Store(self.config.db_path) as store:
+        with open_store(self.config.store_location) as store:
             with self._write_lock:
                 result = otlp.receive(store, document, source=source, now=utcnow())
             if result.stored and self.on_stored:
@@ -235,14 +237,14 @@ class IntakeServer:
 
     def flush_traces(self) -> int:
         """Store the runs of traces whose root span never came (the daemon calls this)."""
-        with Store(self.config.db_path) as store, self._write_lock:
+        with open_store(self.config.store_location) as store, self._write_lock:
             result = otlp.flush_settled(store, source="otlp", now=utcnow())
             if result.stored and self.on_stored:
                 self.on_stored(store)
         return result.stored
 
     def status(self) -> Answer:
-        with Store(self.config.db_path) as store:
+        with open_store(self.config.store_location) as store:
             last = store.last_cycle()
             body = {
                 "trajectories": store.count("trajectories"),

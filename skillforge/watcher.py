@@ -170,7 +170,8 @@ def watch_inbox(
     polling: bool = False,
     on_skip: SkipHandler | None = None,
 ) -> Iterator[list[Path]]:
-    """Yield lists of files to (re)read: all of them first, then changed ones, until `stop`.
+    """Yield lists of files to (re)read: all of them first, then changed ones, until `stop`;
+    at least once per sweep, even an empty list (runs other hosts stored may be due a cycle).
 
     A link out of the inbox (or a loop) is never yielded; `on_skip` hears of it once
     (default: a logged warning)."""
@@ -191,10 +192,11 @@ def watch_inbox(
                 break
             hinted = (admit(inbox, Path(p), on_skip=skip) for p in handler.take())
             paths = {p for p in hinted if p is not None}
-            if time.monotonic() - last_sweep >= sweep_seconds:
+            swept = time.monotonic() - last_sweep >= sweep_seconds
+            if swept:
                 paths.update(inbox_files(inbox, on_skip=skip))
                 last_sweep = time.monotonic()
-            if paths:
+            if paths or swept:  # a sweep yields even nothing: the caller's periodic work
                 yield sorted(paths)
     finally:
         observer.stop()

@@ -6,12 +6,12 @@ from ..config import Config
 from ..cycle import run_cycle
 from ..library import LibraryRepo
 from ..output import write_line
-from ..store import Store
+from ..stores import open_store
 
 
 def evolve(config: Config) -> int:
     repo = LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         result = run_cycle(store, repo, config)
     if result.proposal and result.changes:
         write_line(f"proposal {result.proposal}: {result.changes} skill changes")

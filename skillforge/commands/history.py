@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from ..config import Config
 from ..output import write_line
-from ..store import Store
+from ..stores import open_store
 
 
 def history(config: Config, skill: str) -> int:
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         entries = store.ledger(skill)
         versions = store.skill_versions(skill)
     if not entries and not versions:

@@ -7,14 +7,17 @@ from pathlib import Path
 from ..config import Config
 from ..intake import IngestResult, expand, ingest_file, pending_bytes, quarantine_file_sink
 from ..output import Progress, write_line
-from ..store import Store
+from ..stores import open_store
 
 
 def ingest(config: Config, paths: list[Path]) -> int:
     files = expand(paths)
     sink = quarantine_file_sink(config.quarantine_file)
     total = IngestResult()
-    with Store(config.db_path) as store, Progress(pending_bytes(store, files), "ingesting") as bar:
+    with (
+        open_store(config.store_location) as store,
+        Progress(pending_bytes(store, files), "ingesting") as bar,
+    ):
         for path in files:
             total.add(
                 ingest_file(

@@ -6,12 +6,12 @@ from ..config import Config
 from ..library import LibraryRepo
 from ..output import write_line
 from ..plugin import MARKETPLACE, MARKETPLACE_NAME, PLUGIN_NAME, propose_publish
-from ..store import Store
+from ..stores import open_store
 
 
 def publish_plugin(config: Config) -> int:
     repo = LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         made = propose_publish(store, repo, config)
     if made is None:
         write_line(f"main already publishes {MARKETPLACE} with its current skills")

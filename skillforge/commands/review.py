@@ -7,7 +7,7 @@ from ..config import Config
 from ..hosts import host_from_config
 from ..library import LibraryRepo
 from ..output import write_line
-from ..store import Store
+from ..stores import open_store
 
 
 def _repo(config: Config) -> LibraryRepo:
@@ -16,7 +16,7 @@ def _repo(config: Config) -> LibraryRepo:
 
 def review_list(config: Config, status: str | None) -> int:
     host = host_from_config(config)
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         decided = review.read_back(store, _repo(config), host) if host else []
         rows = review.list_proposals(store, status)
     for proposal_id, decision in decided:
@@ -34,7 +34,7 @@ def review_list(config: Config, status: str | None) -> int:
 
 
 def review_show(config: Config, proposal_id: str) -> int:
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         view = review.show(store, _repo(config), proposal_id)
     record = view.record
     write_line(f"proposal {record['id']} ({record['status']}), branch {record['branch']}")
@@ -58,7 +58,7 @@ def review_show(config: Config, proposal_id: str) -> int:
 
 
 def review_accept(config: Config, proposal_id: str) -> int:
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         sha = review.accept(store, _repo(config), proposal_id)
     write_line(
         f"accepted {proposal_id}: merged into main as {sha[:10]} and pushed to {config.remote_url}"
@@ -68,7 +68,7 @@ def review_accept(config: Config, proposal_id: str) -> int:
 
 
 def review_reject(config: Config, proposal_id: str, reason: str) -> int:
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         review.reject(store, _repo(config), proposal_id, reason=reason)
     write_line(
         f"rejected {proposal_id}: the same changes will not be proposed again on the same evidence"

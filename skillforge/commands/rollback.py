@@ -6,12 +6,12 @@ from ..config import Config
 from ..library import LibraryRepo
 from ..output import write_line
 from ..regression import propose_rollback
-from ..store import Store
+from ..stores import open_store
 
 
 def rollback(config: Config, skill: str, to: str | None = None) -> int:
     repo = LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         made = propose_rollback(store, repo, config, skill, to)
     write_line(
         f"proposal {made.proposal}: roll {made.skill} back from version {made.replaced} to "

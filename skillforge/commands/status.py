@@ -10,11 +10,11 @@ from ..config import Config
 from ..daemon import daemon_alive, lock_path
 from ..library import LibraryRepo
 from ..output import write_line
-from ..store import Store
+from ..stores import open_store
 
 
 def status(config: Config) -> int:
-    with Store(config.db_path) as store:
+    with open_store(config.store_location) as store:
         total = store.count("trajectories")
         succeeded = store.count("trajectories", "success = 1")
         failed = store.count("trajectories", "success = 0")
@@ -28,7 +28,7 @@ def status(config: Config) -> int:
         usage = store.skill_usage()
         duplicates = store.counter("duplicates")
         spend = store.llm_spend()
-    write_line(f"store        {config.db_path}")
+    write_line(f"store        {config.store_display}")
     write_line(
         f"ingested     {total} trajectories ({succeeded} succeeded, {failed} failed) "
         f"from {files} files; {duplicates} duplicates ignored"
