@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlite_utils import Database
-
 from evolver.model import Trajectory
 
 from .errors import IntakeError, InvalidTrajectory
 from .importers.otel import trajectories_from_otlp
 from .intake import excerpt
-from .store import Quarantined, Store
+from .store import Quarantined
+from .stores import AnyStore
 
 __all__ = [
     "JSON_TYPES",
@@ -102,7 +101,7 @@ def response(content_type: str, rejected: int = 0, message: str = "") -> tuple[b
 
 
 def receive(
-    store: Store,
+    store: AnyStore,
     document: Mapping[str, Any],
     *,
     source: str,
@@ -111,22 +110,17 @@ def receive(
 ) -> Received:
     """Buffer the export's spans, then store the runs of every trace now complete."""
     rows, rejected = _span_rows(document, now)
-    store.db.execute("PRAGMA synchronous=FULL")  # the sender drops its copy on our answer
-    with store.transaction() as db:
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, root, received_at, data)"
-            " VALUES (?,?,?,?,?)",
-            rows,
-        )
-    done = _assemble(store, _ready(store.db, {r[0] for r in rows}, now, settle), source)
+    store.buffer_spans(rows)
+    touched = sorted({row[0] for row in rows})
+    done = _assemble(store, store.traces_ready(touched, _quiet(now, settle)), source)
     return Received(len(rows), rejected, *done)
 
 
 def flush_settled(
-    store: Store, *, source: str, now: datetime, settle: float = SETTLE_SECONDS
+    store: AnyStore, *, source: str, now: datetime, settle: float = SETTLE_SECONDS
 ) -> Received:
     """Store the runs of traces whose root never came but which went quiet `settle` ago."""
-    return Received(0, 0, *_assemble(store, _ready(store.db, set(), now, settle), source))
+    return Received(0, 0, *_assemble(store, store.traces_ready([], _quiet(now, settle)), source))
 
 
 def _from_protobuf(body: bytes) -> dict[str, Any]:
@@ -177,43 +171,18 @@ def _spans(document: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
                     yield span
 
 
-def _ready(db: Database, touched: set[str], now: datetime, settle: float) -> list[str]:
-    """Traces to assemble: touched ones whose root is in, and any gone quiet `settle` ago."""
-    ready = set()
-    if touched:
-        marks = ",".join("?" * len(touched))
-        ready |= {
-            row[0]
-            for row in db.execute(
-                "SELECT DISTINCT trace_id FROM otlp_spans"
-                f" WHERE root = 1 AND trace_id IN ({marks})",
-                sorted(touched),
-            ).fetchall()
-        }
-    quiet = (now - timedelta(seconds=settle)).isoformat()
-    ready |= {
-        row[0]
-        for row in db.execute(
-            "SELECT trace_id FROM otlp_spans GROUP BY trace_id HAVING max(received_at) <= ?",
-            [quiet],
-        ).fetchall()
-    }
-    return sorted(ready)
+def _quiet(now: datetime, settle: float) -> str:
+    return (now - timedelta(seconds=settle)).isoformat()
 
 
 def _assemble(
-    store: Store, traces: Sequence[str], source: str
+    store: AnyStore, traces: Sequence[str], source: str
 ) -> tuple[int, int, int, tuple[str, ...]]:
     """Turn buffered traces into runs, store them, then drop their spans."""
     good: list[Trajectory] = []
     bad: list[Quarantined] = []
     for trace_id in traces:
-        spans = [
-            json.loads(row[0])
-            for row in store.db.execute(
-                "SELECT data FROM otlp_spans WHERE trace_id = ?", [trace_id]
-            ).fetchall()
-        ]
+        spans = [json.loads(data) for data in store.trace_spans(trace_id)]
         document = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
         for where, run in trajectories_from_otlp([document]):
             if isinstance(run, InvalidTrajectory):
@@ -224,8 +193,5 @@ def _assemble(
     if not traces:
         return 0, 0, 0, ()
     result = store.record_received(good, bad, source=source)
-    with store.transaction() as db:
-        db.conn.executemany(
-            "DELETE FROM otlp_spans WHERE trace_id = ?", [(t,) for t in traces]
-        )
+    store.drop_traces(traces)
     return result.stored, result.duplicates, result.quarantined, tuple(t.id for t in good)

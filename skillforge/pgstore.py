@@ -417,6 +417,46 @@ class PostgresStore:
         """Bad lines in the quarantine, counting those a summary row stands for."""
         return self._rows("SELECT coalesce(sum(lines), 0)::bigint AS n FROM quarantine")[0]["n"]
 
+    # -- OpenTelemetry spans waiting for the rest of their trace (otlp.py) ------------------
+
+    def buffer_spans(self, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
+        """Keep spans (trace id, span id, is root, received at, span JSON) until their trace is
+        complete; on disk when this returns (the sender drops its copy on our answer)."""
+        with self._errors(f"keep {len(rows)} spans"), self.transaction() as db:
+            db.execute("SET LOCAL synchronous_commit = on")
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO otlp_spans (trace_id, span_id, root, received_at, data)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    [_nul_free(row) for row in rows],
+                )
+
+    def traces_ready(self, touched: Sequence[str], quiet_before: str) -> list[str]:
+        """Buffered traces to assemble: those of `touched` whose root span is in, and any
+        whose newest span came before `quiet_before` (ISO time)."""
+        quiet = self._rows(
+            "SELECT trace_id FROM otlp_spans GROUP BY trace_id HAVING max(received_at) <= %s",
+            [quiet_before],
+        )
+        rooted = self._rows(
+            "SELECT DISTINCT trace_id FROM otlp_spans WHERE root = 1 AND trace_id = ANY(%s)",
+            [list(touched)],
+        )
+        return sorted({r["trace_id"] for r in quiet} | {r["trace_id"] for r in rooted})
+
+    def trace_spans(self, trace_id: str) -> list[str]:
+        """The buffered spans of a trace, as the JSON they were kept as."""
+        rows = self._rows(
+            'SELECT data FROM otlp_spans WHERE trace_id = %s ORDER BY span_id COLLATE "C"',
+            [trace_id],
+        )
+        return [r["data"] for r in rows]
+
+    def drop_traces(self, trace_ids: Sequence[str]) -> None:
+        """Forget the spans of traces that were stored as runs."""
+        with self._errors("drop assembled spans"), self.transaction() as db:
+            db.execute("DELETE FROM otlp_spans WHERE trace_id = ANY(%s)", [list(trace_ids)])
+
     def record_batch(
         self,
         path: str,
@@ -1115,3 +1155,8 @@ class PgLeaderLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _nul_free(row: Sequence[Any]) -> tuple[Any, ...]:
+    """PostgreSQL text cannot hold NUL: strings get U+FFFD instead (JSON keeps them escaped)."""
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in row)

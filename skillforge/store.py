@@ -313,6 +313,58 @@ class Store:
         """Bad lines in the quarantine, counting those a summary row stands for."""
         return next(self.db.query("SELECT coalesce(sum(lines), 0) AS n FROM quarantine"))["n"]
 
+    # -- OpenTelemetry spans waiting for the rest of their trace (otlp.py) ------------------
+
+    def buffer_spans(self, rows: Sequence[tuple[str, str, int, str, str]]) -> None:
+        """Keep spans (trace id, span id, is root, received at, span JSON) until their trace is
+        complete; on disk when this returns (the sender drops its copy on our answer)."""
+        try:
+            self.db.execute("PRAGMA synchronous=FULL")  # this connection only
+            with self.transaction() as db:
+                db.conn.executemany(
+                    "INSERT OR IGNORE INTO otlp_spans (trace_id, span_id, root, received_at,"
+                    " data) VALUES (?,?,?,?,?)",
+                    rows,
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not keep {len(rows)} spans: {exc}") from exc
+
+    def traces_ready(self, touched: Sequence[str], quiet_before: str) -> list[str]:
+        """Buffered traces to assemble: those of `touched` whose root span is in, and any
+        whose newest span came before `quiet_before` (ISO time)."""
+        ready = {
+            row["trace_id"]
+            for row in self.db.query(
+                "SELECT trace_id FROM otlp_spans GROUP BY trace_id"
+                " HAVING max(received_at) <= ?",
+                [quiet_before],
+            )
+        }
+        for start in range(0, len(touched), 500):
+            chunk = list(touched[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            ready |= {
+                row["trace_id"]
+                for row in self.db.query(
+                    "SELECT DISTINCT trace_id FROM otlp_spans"
+                    f" WHERE root = 1 AND trace_id IN ({marks})",
+                    chunk,
+                )
+            }
+        return sorted(ready)
+
+    def trace_spans(self, trace_id: str) -> list[str]:
+        """The buffered spans of a trace, as the JSON they were kept as."""
+        query = "SELECT data FROM otlp_spans WHERE trace_id = ? ORDER BY span_id"
+        return [row["data"] for row in self.db.query(query, [trace_id])]
+
+    def drop_traces(self, trace_ids: Sequence[str]) -> None:
+        """Forget the spans of traces that were stored as runs."""
+        with self.transaction() as db:
+            db.conn.executemany(
+                "DELETE FROM otlp_spans WHERE trace_id = ?", [(t,) for t in trace_ids]
+            )
+
     def record_batch(
         self,
         path: str,

@@ -5,8 +5,10 @@ exactly once."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -17,6 +19,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from skillforge import otlp
 from skillforge.store import Store, utcnow
+from skillforge.stores import AnyStore, open_store
+from tests.test_store_backends import fresh_database, start_postgres
 
 PROTOBUF = "application/x-protobuf"
 
@@ -55,13 +59,26 @@ def protobuf(spans: list[ReadableSpan]) -> dict:
     return otlp.decode(encode_spans(spans).SerializeToString(), PROTOBUF)
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Any:
+    return start_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "postgres":
+        yield from fresh_database(request.getfixturevalue("postgres_server"))
+    else:
+        yield str(tmp_path / "skillforge.db")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with Store(tmp_path / "skillforge.db") as opened:
+def store(location: str) -> Iterator[AnyStore]:
+    with open_store(location) as opened:
         yield opened
 
 
-def test_a_trace_sent_over_two_exports_becomes_one_run_when_its_root_arrives(store: Store) -> None:
+def test_a_trace_sent_in_two_exports_becomes_one_run_when_its_root_arrives(store: AnyStore) -> None:
     calls = [("get_order", {"order_id": "W1"}, None), ("cancel_order", {}, "Shipped")]
     spans = agent_run("Cancel order W1", calls)
     now = utcnow()
@@ -83,7 +100,7 @@ def test_a_trace_sent_over_two_exports_becomes_one_run_when_its_root_arrives(sto
     assert trace_id in run.id
 
 
-def test_a_retried_export_stores_nothing_twice(store: Store) -> None:
+def test_a_retried_export_stores_nothing_twice(store: AnyStore) -> None:
     spans = agent_run("Refund order W2", [("refund", {"order_id": "W2"}, None)], ok=False)
     document = protobuf(spans)
     now = utcnow()
@@ -94,7 +111,7 @@ def test_a_retried_export_stores_nothing_twice(store: Store) -> None:
     assert run.succeeded is False
 
 
-def test_a_trace_whose_root_never_comes_is_stored_once_it_goes_quiet(store: Store) -> None:
+def test_a_trace_whose_root_never_comes_is_stored_once_it_goes_quiet(store: AnyStore) -> None:
     spans = agent_run("Look up order W3", [("get_order", {"order_id": "W3"}, None)])
     now = utcnow()
     otlp.receive(store, protobuf(spans[:-1]), source="otlp:test", now=now)
@@ -108,7 +125,7 @@ def test_a_trace_whose_root_never_comes_is_stored_once_it_goes_quiet(store: Stor
     assert "no task" in entry["reason"]
 
 
-def test_otlp_json_and_protobuf_give_the_same_run(store: Store, tmp_path: Path) -> None:
+def test_otlp_json_and_protobuf_give_the_same_run(store: AnyStore, tmp_path: Path) -> None:
     spans = agent_run("Cancel order W4", [("cancel_order", {"order_id": "W4"}, None)])
     from_protobuf = protobuf(spans)
     # OTLP JSON as a Collector's otlphttp exporter sends it: hex ids, camelCase, enum names.
