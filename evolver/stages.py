@@ -15,7 +15,7 @@ from evolver.changes import SkillChange, SkillDoc
 from evolver.checks import CrossfitParams, Measured, Profile, combined, profile, validated
 from evolver.cluster import TOOL_PREFIX, Cluster, centroid, cohesion, families
 from evolver.composite import FunctionalSkill, functional_changes
-from evolver.diagnose import Diagnosis, Lessons, diagnose, lessons
+from evolver.diagnose import Diagnosis, Lessons, diagnose, lessons, task_key
 from evolver.graph_patterns import chains_of
 from evolver.groups import Group
 from evolver.markup import looks_injected
@@ -130,7 +130,7 @@ class Stages:
         )
 
     def diagnoses(
-        self, g: Group, skill: str, known_tools: Collection[str], by_task: Mapping[str, list]
+        self, g: Group, skill: str, known_tools: Collection[str], by_task: Mapping[int, list]
     ) -> list[Diagnosis]:
         """The diagnoses of the group's failed sample runs, contrasted with the successful
         sample runs of the same task in any group (`by_task`: task hash -> [(group, id)])."""
@@ -147,14 +147,9 @@ class Stages:
             out = []
             for run, r in zip(self.runs(g), g.sample, strict=True):
                 if run.succeeded is False:
+                    same = [s for s in ok.get(r.task, ()) if task_key(s) == task_key(run)]
                     out.append(
-                        diagnose(
-                            run,
-                            ok.get(r.task, ()),
-                            known_tools=known_tools,
-                            skill=skill,
-                            group=taught,
-                        )
+                        diagnose(run, same, known_tools=known_tools, skill=skill, group=taught)
                     )
             return out
 
@@ -288,9 +283,9 @@ class Stages:
         return self.memo("functional", parts, compute, encode_change, decode_change)
 
 
-def contrast_index(groups: Sequence[Group]) -> dict[str, list[tuple[str, str]]]:
+def contrast_index(groups: Sequence[Group]) -> dict[int, list[tuple[str, str]]]:
     """Successful sample runs by task hash: [(group id, run id)], for diagnoses."""
-    out: dict[str, list[tuple[str, str]]] = {}
+    out: dict[int, list[tuple[str, str]]] = {}
     for g in groups:
         for r in g.sample:
             if r.success is True:
