@@ -16,6 +16,7 @@ from .commands.history import history
 from .commands.import_ import import_
 from .commands.ingest import ingest
 from .commands.publish_plugin import publish_plugin
+from .commands.rebuild import rebuild
 from .commands.review import review_accept, review_list, review_reject, review_show
 from .commands.rollback import rollback
 from .commands.schema import schema
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--mapping", type=Path, metavar="FILE", help="a format mapping (TOML/JSON)")
 
     commands.add_parser("evolve", help="run one evolution cycle now")
+    commands.add_parser(
+        "rebuild", help="recompute the per-cluster state from the stored runs and their clusters"
+    )
     eval_p = commands.add_parser("eval", help="score a skill library against held-out trajectories")
     eval_p.add_argument(
         "--library", type=Path, required=True, help="folder of <name>/SKILL.md skills"
@@ -139,6 +143,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return import_(config, args.paths, format=args.format, mapping=args.mapping)
     if args.command == "evolve":
         return evolve(config)
+    if args.command == "rebuild":
+        return rebuild(config)
     if args.command == "status":
         return status(config)
     if args.command == "history":

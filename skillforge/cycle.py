@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any, overload
 
 from evolver import skilldoc
-from evolver.changes import SkillChange
+from evolver.changes import ChangeSet, SkillChange, SkillDoc
 from evolver.hygiene import SkillUsage
+from evolver.model import Trajectory
 from evolver.pipeline import EvolveParams, evolve
 
 from . import host_sync, series
+from .clusterstate import Evolved, StoredSamples, evolve_stored
 from .config import Config
 from .files import write_atomically
 from .hosts import CodeHost, host_from_config
@@ -103,32 +106,77 @@ def _evolve_and_propose(
     evolved: int,
     say: Callable[[str], None],
 ) -> CycleResult:
-    trajectories = list(store.trajectories(upto_seq=high_water))
-    new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
-    say(f"cycle {cycle_id}: {len(trajectories)} trajectories ({new} new)")
     library = repo.skills("main")
     params = EvolveParams(
         min_runs=config.min_runs, min_successes=config.min_successes, unused_days=config.unused_days
     )
-    changeset = evolve(
-        trajectories,
-        library,
-        params,
-        memberships=store.memberships(),
-        usage=_usage(store, repo),
-        now=utcnow(),
-    )
+    new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
+    stored: Evolved | None = None
+    if isinstance(store, Store):  # the stored cluster state: new runs are all it reads
+        stored = evolve_stored(
+            store, library, params, upto=high_water, usage=_usage(store, repo), now=utcnow()
+        )
+        changeset, total, samples = stored.changeset, stored.runs, stored.samples
+        say(f"cycle {cycle_id}: {total} trajectories ({new} new)")
+        trajectories: Sequence[Trajectory] = ()  # the LLM pass gets its changes' samples
+
+        def runs_of(cluster: str) -> Sequence[Trajectory]:
+            return samples.get(cluster, ())
+
+    else:  # a store without cluster state (PostgreSQL): every run, every cycle
+        trajectories = list(store.trajectories(upto_seq=high_water))
+        total = len(trajectories)
+        say(f"cycle {cycle_id}: {total} trajectories ({new} new)")
+        changeset = evolve(
+            trajectories,
+            library,
+            params,
+            memberships=store.memberships(),
+            usage=_usage(store, repo),
+            now=utcnow(),
+        )
+        by_cluster: dict[str, list[Trajectory]] = {}
+        for run in trajectories:
+            by_cluster.setdefault(changeset.memberships.get(run.id, ""), []).append(run)
+
+        def runs_of(cluster: str) -> Sequence[Trajectory]:
+            return by_cluster.get(cluster, [])
+
+    base = dict(id=cycle_id, trajectories=total, new=new)
+    try:
+        return _propose(
+            store, repo, config, host, cycle_id, library, changeset, trajectories, runs_of,
+            stored, base, say,
+        )  # fmt: skip
+    finally:
+        if stored is not None:  # what the stages computed, for the next cycle
+            stored.save_memo(store)
+
+
+def _propose(
+    store: Store,
+    repo: LibraryRepo,
+    config: Config,
+    host: CodeHost | None,
+    cycle_id: str,
+    library: Sequence[SkillDoc],
+    changeset: ChangeSet,
+    trajectories: Sequence[Trajectory],
+    runs_of: Callable[[str], Sequence[Trajectory]],
+    stored: Evolved | None,
+    base: dict[str, Any],
+    say: Callable[[str], None],
+) -> CycleResult:
+    """Check, commit, draw and push the changes of an evolved cycle as a proposal."""
     # Regression watch: reverts of skills whose newest version made runs worse.
-    changeset = with_reverts(
-        store, repo, changeset, min_runs=config.regression_min_runs, say=say
-    )
+    changeset = with_reverts(store, repo, changeset, min_runs=config.regression_min_runs, say=say)
     say(
         f"cycle {cycle_id}: {len(changeset.clusters)} clusters, "
         f"{len(changeset.changes)} skill changes against main"
     )
     changes = _worth_proposing(store, changeset.changes, say)
-    store.save_memberships(changeset.memberships)  # the next cycle keeps these clusters
-    base = dict(id=cycle_id, trajectories=len(trajectories), new=new)
+    if stored is None:
+        store.save_memberships(changeset.memberships)  # the next cycle keeps these clusters
     # Code host / reviewer edits: maybe continue the open proposal's branch (see series.py),
     # leaving skills a reviewer edited there alone; reviewers' earlier feedback in each reason.
     plan = series.plan(
@@ -146,6 +194,9 @@ def _evolve_and_propose(
             _supersede_older(store, repo, open_proposal)  # a crash may have left them open
             return CycleResult(status="done", proposal=open_proposal["id"], message=message, **base)  # type: ignore[arg-type]
     # The LLM pass, when one is configured: the same changes and evidence, better written.
+    if stored is not None:
+        learned = {cid for c in changes for cid in c.cluster.removeprefix("composite:").split("+")}
+        trajectories = _Loaded(stored.samples, sorted(learned))
     changes, llm = refine_cycle(
         store, config, cycle_id, changes, changeset, trajectories, library, say=say
     )
@@ -157,7 +208,11 @@ def _evolve_and_propose(
     pause_point("commit", say)
     shas = series.build(repo, plan, commits, cycle_id)
     pictures = write_pictures(
-        config.proposals_dir / cycle_id, changes, trajectories, changeset.memberships
+        config.proposals_dir / cycle_id,
+        changes,
+        runs_of,
+        memo=stored.memo if stored else None,
+        fps=stored.fps if stored else None,
     )
     description = describe(cycle_id, branch, changes, changeset, pictures, llm=llm)
     description += plan.note()
@@ -194,6 +249,34 @@ def _evolve_and_propose(
         description=path,
         **base,  # type: ignore[arg-type]
     )
+
+
+class _Loaded(Sequence[Trajectory]):
+    """The sample runs of some clusters, read only when someone asks (the LLM pass does, when
+    one is configured; offline, they are never read)."""
+
+    def __init__(self, samples: StoredSamples, clusters: Sequence[str]) -> None:
+        self.samples = samples
+        self.clusters = [c for c in clusters if c in samples]
+        self._runs: list[Trajectory] | None = None
+
+    def _all(self) -> list[Trajectory]:
+        if self._runs is None:
+            self._runs = [run for cid in self.clusters for run in self.samples[cid]]
+        return self._runs
+
+    @overload
+    def __getitem__(self, index: int) -> Trajectory: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Trajectory]: ...
+    def __getitem__(self, index: int | slice) -> Trajectory | Sequence[Trajectory]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        return iter(self._all())
 
 
 def _usage(store: Store, repo: LibraryRepo) -> dict[str, SkillUsage] | None:

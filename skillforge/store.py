@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +175,34 @@ def m008_otlp_spans(db: Database) -> None:
             PRIMARY KEY (trace_id, span_id)
         );
         CREATE INDEX otlp_spans_received ON otlp_spans (trace_id, received_at);
+        """
+    )
+
+
+@migrations()
+def m009_cluster_state(db: Database) -> None:
+    """Per-cluster state for incremental cycles (see clusterstate.py): each evolved run's
+    cluster and sampling facts, each cluster's figures and sample, feature counts, document
+    frequencies, and the stage results a cycle can reuse. All of it can be rebuilt from the
+    trajectories and their memberships (`skillforge rebuild`)."""
+    db.executescript(
+        """
+        CREATE TABLE cluster_runs (
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL, cluster TEXT NOT NULL,
+            success INTEGER, task INTEGER NOT NULL
+        );
+        CREATE INDEX cluster_runs_by_cluster ON cluster_runs (cluster, seq);
+        CREATE TABLE cluster_stats (
+            cluster TEXT PRIMARY KEY, tally TEXT NOT NULL, prefix INTEGER NOT NULL,
+            prefix_seq INTEGER NOT NULL, sample TEXT NOT NULL, anchors TEXT NOT NULL
+        );
+        CREATE TABLE cluster_features (
+            cluster TEXT NOT NULL, feature TEXT NOT NULL, n INTEGER NOT NULL,
+            PRIMARY KEY (cluster, feature)
+        ) WITHOUT ROWID;
+        CREATE TABLE feature_df (feature TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE evolve_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """
     )
 
@@ -773,6 +801,167 @@ class Store:
         sql = "SELECT * FROM llm_calls WHERE cycle = ? ORDER BY id"
         return list(self.db.query(sql, [cycle_id]))
 
+
+    # -- cluster state (incremental cycles; clusterstate.py) -----------------------------
+    # Every write here is a short transaction of its own, so intake never waits long.
+
+    STATE_TABLES = ("cluster_runs", "cluster_stats", "cluster_features", "feature_df")
+
+    def run_batches(
+        self, after_seq: int, upto_seq: int, size: int = 500
+    ) -> Iterator[list[tuple[int, str, str | None]]]:
+        """Stored runs with after_seq < seq <= upto_seq in arrival order, `size` at a time:
+        (seq, JSON, cluster id of its membership or None). One batch in memory at a time."""
+        sql = (
+            "SELECT t.seq, t.data, m.cluster FROM trajectories t LEFT JOIN cluster_members m"
+            " ON m.trajectory = t.id WHERE t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?"
+        )
+        while True:
+            rows = self.db.execute(sql, [after_seq, upto_seq, size]).fetchall()
+            if not rows:
+                return
+            yield [(r[0], r[1], r[2]) for r in rows]
+            after_seq = rows[-1][0]
+
+    def first_unassigned(self) -> int | None:
+        """The sequence number of the oldest run without a cluster, or None."""
+        row = self.db.execute(
+            "SELECT min(t.seq) FROM trajectories t LEFT JOIN cluster_members m"
+            " ON m.trajectory = t.id WHERE m.cluster IS NULL"
+        ).fetchone()
+        return row[0]
+
+    def runs_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored JSON of the runs with these sequence numbers."""
+        return self._by_seq("data", seqs)
+
+    def tasks_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The task of the runs with these sequence numbers."""
+        return self._by_seq("task", seqs)
+
+    def _by_seq(self, column: str, seqs: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        wanted = sorted(set(seqs))
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT seq, {column} FROM trajectories WHERE seq IN ({marks})"
+            out.update(self.db.execute(sql, part).fetchall())
+        return out
+
+    def cluster_state_meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM cluster_state").fetchall())
+
+    def cluster_stats(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM cluster_stats ORDER BY cluster"))
+
+    def cluster_features(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for cid, feature, n in self.db.execute(
+            "SELECT cluster, feature, n FROM cluster_features ORDER BY cluster, feature"
+        ):
+            out.setdefault(cid, {})[feature] = n
+        return out
+
+    def feature_df(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT feature, n FROM feature_df ORDER BY feature"))
+
+    def cluster_runs_after(
+        self, clusters: Sequence[str], after_seq: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """Runs of these clusters with seq > after_seq, oldest first, at most `limit`."""
+        marks = ",".join("?" * len(clusters))
+        return list(
+            self.db.query(
+                f"SELECT * FROM cluster_runs WHERE cluster IN ({marks}) AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                [*clusters, after_seq, limit],
+            )
+        )
+
+    def add_cluster_runs(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Record runs' clusters: rows of (seq, id, cluster, success, task hash); their
+        memberships go to cluster_members too, which the rest of skillforge reads."""
+        for i in range(0, len(rows), 2000):
+            part = rows[i : i + 2000]
+            with self.transaction():
+                self.db.conn.executemany(
+                    "INSERT OR REPLACE INTO cluster_runs (seq, id, cluster, success, task)"
+                    " VALUES (?,?,?,?,?)",
+                    part,
+                )
+                self.db.conn.executemany(
+                    "INSERT OR REPLACE INTO cluster_members (trajectory, cluster) VALUES (?, ?)",
+                    [(r[1], r[2]) for r in part],
+                )
+
+    def drop_cluster_runs_after(self, seq: int) -> None:
+        """Forget cluster rows a cycle wrote past the state's high water before it died."""
+        with self.transaction():
+            self.db.execute("DELETE FROM cluster_runs WHERE seq > ?", [seq])
+
+    def move_clusters(self, sources: Sequence[str], target: str) -> None:
+        """The runs of clusters `sources` now belong to `target` (clusters merged)."""
+        marks = ",".join("?" * len(sources))
+        with self.transaction():
+            for table, column in (("cluster_runs", "cluster"), ("cluster_members", "cluster")):
+                self.db.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {column} IN ({marks})",
+                    [target, *sources],
+                )
+
+    def save_cluster_state(
+        self,
+        stats: Sequence[Mapping[str, Any]],
+        features: Mapping[str, Mapping[str, int]],
+        df: Mapping[str, int],
+        meta: Mapping[str, str],
+        dropped: Sequence[str] = (),
+    ) -> None:
+        """In one transaction: the rows of changed clusters, their feature counts (replaced),
+        changed document frequencies, clusters merged away, and the state's meta data."""
+        with self.transaction():
+            for cid in dropped:
+                self.db.execute("DELETE FROM cluster_stats WHERE cluster = ?", [cid])
+                self.db.execute("DELETE FROM cluster_features WHERE cluster = ?", [cid])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO cluster_stats (cluster, tally, prefix, prefix_seq, sample,"
+                " anchors) VALUES (:cluster, :tally, :prefix, :prefix_seq, :sample, :anchors)",
+                list(stats),
+            )
+            for cid, counts in features.items():
+                self.db.execute("DELETE FROM cluster_features WHERE cluster = ?", [cid])
+                self.db.conn.executemany(
+                    "INSERT INTO cluster_features (cluster, feature, n) VALUES (?,?,?)",
+                    [(cid, f, n) for f, n in sorted(counts.items()) if n],
+                )
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO feature_df (feature, n) VALUES (?,?)", sorted(df.items())
+            )
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO cluster_state (key, value) VALUES (?,?)",
+                sorted(meta.items()),
+            )
+
+    def clear_cluster_state(self) -> None:
+        """Forget all cluster state (not the memberships): `rebuild` starts from this."""
+        with self.transaction():
+            for table in (*self.STATE_TABLES, "cluster_state", "evolve_memo"):
+                self.db.execute(f"DELETE FROM {table}")
+
+    def memo(self) -> dict[str, str]:
+        """Stage results earlier cycles kept (evolver.memo), by key."""
+        return dict(self.db.execute("SELECT key, value FROM evolve_memo"))
+
+    def save_memo(self, added: Mapping[str, str], keep: Collection[str]) -> None:
+        """Add stage results and drop those not in `keep` (no longer asked for)."""
+        with self.transaction():
+            stale = [k for (k,) in self.db.execute("SELECT key FROM evolve_memo") if k not in keep]
+            self.db.conn.executemany("DELETE FROM evolve_memo WHERE key = ?", [(k,) for k in stale])
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO evolve_memo (key, value) VALUES (?,?)",
+                sorted(added.items()),
+            )
 
 _PROGRESS = "offset, line, inode, dev, fingerprint, bad_lines"
 

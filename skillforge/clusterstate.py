@@ -1,0 +1,426 @@
+"""Per-cluster state in the store, updated from new runs only: what makes a cycle cost what
+changed, not what is stored.
+
+For each run it has seen, the state keeps its cluster and what sampling needs (`cluster_runs`);
+for each cluster its `Tally` (figures of all its runs, adding up run by run), its feature
+counts, its sample (at most k runs, `evolver.groups`) and its oldest runs (for naming); for
+all runs, each feature's document frequency and the tools known to work. A cycle reads the
+new runs (seq above the state's high water) once, in batches, and keeps only their digests:
+
+* a new run with a cluster already (a membership written before) stays in it;
+* else it joins the existing cluster whose centroid (from the feature counts, under the idf
+  of all runs) it is most similar to, as `evolver.cluster.cluster` does, or is grouped with
+  the other new runs left over (Louvain over their distinct feature sets);
+* each touched cluster's figures are added to; its sample is redrawn only when it grows past
+  a checkpoint (a quarter more runs), from the runs it gained since the last one.
+
+Merges of clusters with one intent (`evolver.pipeline.plan_merges`) are applied here. Nothing
+depends on the order of cycles: the state after any history of cycles is the one `rebuild`
+computes from the stored runs and their memberships, which the tests check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from evolver.changes import ChangeSet, SkillDoc
+from evolver.cluster import (
+    centroid,
+    characteristic,
+    cluster_id,
+    features,
+    group_sets,
+    idf_weight,
+    join_existing,
+)
+from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref, tally
+from evolver.hygiene import SkillUsage
+from evolver.memo import Memo
+from evolver.model import Trajectory
+from evolver.operations import with_operations
+from evolver.pipeline import EvolveParams, evolve_groups, plan_merges
+from evolver.stages import Stages
+
+from .store import Store
+
+__all__ = ["ClusterRow", "ClusterState", "Evolved", "StoredSamples", "evolve_stored", "rebuild"]
+
+VERSION = "1"  # of the state's layout and rules; another one is rebuilt
+
+
+@dataclass
+class ClusterRow:
+    """One cluster's state: figures, feature counts, its sample and where it was drawn from
+    (the first `prefix` runs, the last of them `prefix_seq`), and its oldest runs."""
+
+    id: str
+    tally: Tally = field(default_factory=Tally)
+    counts: Counter[str] = field(default_factory=Counter)
+    prefix: int = 0
+    prefix_seq: int = 0
+    sample: dict[str, tuple[Ref, int]] = field(default_factory=dict)  # id -> (ref, seq)
+    anchors: list[int] = field(default_factory=list)
+
+    def row(self) -> dict[str, Any]:
+        sample = [[*r.to_json(), seq] for r, seq in sorted(self.sample.values(), key=_by_id)]
+        return {
+            "cluster": self.id,
+            "tally": json.dumps(self.tally.to_json(), sort_keys=True),
+            "prefix": self.prefix,
+            "prefix_seq": self.prefix_seq,
+            "sample": json.dumps(sample),
+            "anchors": json.dumps(self.anchors),
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], counts: Mapping[str, int]) -> ClusterRow:
+        sample = {e[0]: (Ref.from_json(e[:3]), int(e[3])) for e in json.loads(row["sample"])}
+        return cls(
+            id=row["cluster"],
+            tally=Tally.from_json(json.loads(row["tally"])),
+            counts=Counter(counts),
+            prefix=row["prefix"],
+            prefix_seq=row["prefix_seq"],
+            sample=sample,
+            anchors=json.loads(row["anchors"]),
+        )
+
+
+def _by_id(entry: tuple[Ref, int]) -> str:
+    return entry[0].id
+
+
+@dataclass
+class _Bucket:
+    """New runs that go to one cluster together: those with a membership already (by
+    cluster), or, for the rest, those with one feature set (which all land in one cluster)."""
+
+    tally: Tally = field(default_factory=Tally)
+    counts: Counter[str] = field(default_factory=Counter)
+    runs: int = 0
+    first_id: str = ""
+
+
+class ClusterState:
+    """The state as loaded from the store, and the operations of a cycle on it."""
+
+    def __init__(self, store: Store, params: EvolveParams) -> None:
+        self.store = store
+        self.k = params.sample_size
+        self.similarity = params.similarity
+        meta = store.cluster_state_meta()
+        self.upto = int(meta.get("upto", 0))
+        self.known: set[str] = set(json.loads(meta.get("known", "[]")))
+        store.drop_cluster_runs_after(self.upto)  # left by a cycle that died before saving
+        features = store.cluster_features()
+        self.rows = {
+            r["cluster"]: ClusterRow.from_row(r, features.get(r["cluster"], {}))
+            for r in store.cluster_stats()
+        }
+        self.df: Counter[str] = Counter(store.feature_df())
+        self.resampled: set[str] = set()
+
+    @classmethod
+    def current(cls, store: Store, params: EvolveParams) -> ClusterState:
+        """The state, rebuilt first when it is missing for runs already clustered (a store
+        of an earlier release) or was kept under other rules."""
+        meta = store.cluster_state_meta()
+        fits = meta.get("version") == VERSION and meta.get("sample_size") == str(params.sample_size)
+        if (meta and not fits) or (not meta and store.count("cluster_members")):
+            return rebuild(store, params)
+        return cls(store, params)
+
+    # --- new runs ----------------------------------------------------------------------------
+
+    def advance(self, upto: int) -> int:
+        """Take in the stored runs after the state's high water up to `upto`; returns how many."""
+        if upto <= self.upto:
+            return 0
+        buckets: dict[Any, _Bucket] = {}
+        records: list[tuple[int, Ref, Any]] = []  # (seq, ref, bucket key)
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        df_new: Counter[str] = Counter()
+        for batch in self.store.run_batches(self.upto, upto):
+            for seq, data, prior in batch:
+                run = with_operations(Trajectory.model_validate_json(data))
+                found = features(run)
+                feats = interned.setdefault(found, found)
+                key: Any = ("cluster", prior) if prior is not None else feats
+                bucket = buckets.get(key)
+                if bucket is None:
+                    bucket = buckets[key] = _Bucket(first_id=run.id)
+                bucket.tally.add(tally(run))
+                bucket.runs += 1
+                bucket.first_id = min(bucket.first_id, run.id)
+                if prior is not None:
+                    bucket.counts.update(feats)
+                df_new.update(feats)
+                self.known.update(
+                    c.name for c in run.tool_calls if run.succeeded is True or not c.error
+                )
+                records.append((seq, ref(run), key))
+        self.df.update(df_new)
+        target = self._assign(buckets)
+        added: dict[str, list[tuple[int, Ref]]] = {}
+        for seq, r, key in records:
+            added.setdefault(target[key], []).append((seq, r))
+        for key, bucket in buckets.items():
+            row = self.rows.setdefault(target[key], ClusterRow(target[key]))
+            row.tally.add(bucket.tally)
+            row.counts.update(
+                bucket.counts if isinstance(key, tuple) else dict.fromkeys(key, bucket.runs)
+            )
+        for cid, runs in sorted(added.items()):
+            self._grow(self.rows[cid], runs)
+        self.store.add_cluster_runs(
+            [
+                (seq, r.id, target[key], None if r.success is None else int(r.success), r.task)
+                for seq, r, key in records
+            ]
+        )  # fmt: skip
+        self.upto = upto
+        self._save(sorted(added), df_new)
+        return len(records)
+
+    def _assign(self, buckets: Mapping[Any, _Bucket]) -> dict[Any, str]:
+        """Each bucket's cluster: its membership; else the nearest existing centroid; else a
+        new cluster of the leftover feature sets grouped among themselves."""
+        weights = self._weights()
+        target: dict[Any, str] = {}
+        kept: dict[str, Counter[str]] = {cid: Counter(row.counts) for cid, row in self.rows.items()}
+        for key, bucket in buckets.items():
+            if isinstance(key, tuple):
+                target[key] = key[1]
+                kept.setdefault(key[1], Counter()).update(bucket.counts)
+        fresh = sorted(
+            (k for k in buckets if not isinstance(k, tuple)), key=lambda k: buckets[k].first_id
+        )
+        pool = fresh
+        if kept and fresh:
+            centres = {cid: centroid(counts, weights) for cid, counts in sorted(kept.items())}
+            joined = join_existing(fresh, centres, weights, self.similarity)
+            pool = [fs for fs, cid in zip(fresh, joined, strict=True) if cid is None]
+            target.update({fs: cid for fs, cid in zip(fresh, joined, strict=True) if cid})
+        parts = group_sets([(fs, buckets[fs].runs) for fs in pool], weights, self.similarity)
+        new = [[pool[i] for i in part] for part in parts]
+        seen = set(kept)
+        for sets in sorted(
+            new,
+            key=lambda p: (-sum(buckets[s].runs for s in p), min(buckets[s].first_id for s in p)),
+        ):
+            counts: Counter[str] = Counter()
+            for fs in sets:
+                counts.update(dict.fromkeys(fs, buckets[fs].runs))
+            words, tools = characteristic(counts, sum(buckets[s].runs for s in sets), weights)
+            cid = cluster_id(words, tools, seen)
+            seen.add(cid)
+            target.update(dict.fromkeys(sets, cid))
+        return target
+
+    def _grow(self, row: ClusterRow, added: Sequence[tuple[int, Ref]]) -> None:
+        """Anchors and sample of a cluster that gained `added` runs (oldest first, all newer
+        than any it had): the sample is redrawn only when its checkpoint moves."""
+        if len(row.anchors) < ANCHORS:
+            row.anchors = (row.anchors + [seq for seq, _ in added])[:ANCHORS]
+        wanted = checkpoint(row.tally.runs, self.k)
+        if wanted == row.prefix:
+            return
+        need = wanted - row.prefix
+        stored = self.store.cluster_runs_after([row.id], row.prefix_seq, need)
+        more = [(r["seq"], Ref(r["id"], _outcome(r["success"]), r["task"])) for r in stored]
+        more = (more + list(added))[:need]
+        seqs = {r.id: seq for r, seq in row.sample.values()} | {r.id: seq for seq, r in more}
+        picked = bottom([r for r, _ in row.sample.values()] + [r for _, r in more], self.k)
+        row.sample = {r.id: (r, seqs[r.id]) for r in picked}
+        row.prefix, row.prefix_seq = wanted, more[-1][0]
+        self.resampled.add(row.id)
+
+    def merge(self, merges: Sequence[Sequence[str]]) -> None:
+        """Apply merges ([head, others...]): the others' runs become the head's, its sample
+        is drawn again from their union."""
+        dropped: list[str] = []
+        for head, *others in merges:
+            row = self.rows[head]
+            for other in others:
+                gone = self.rows.pop(other)
+                row.tally.add(gone.tally)
+                row.counts.update(gone.counts)
+                row.anchors = sorted(row.anchors + gone.anchors)[:ANCHORS]
+                dropped.append(other)
+            members = self.store.cluster_runs_after(
+                [head, *others], 0, checkpoint(row.tally.runs, self.k)
+            )
+            refs = [Ref(r["id"], _outcome(r["success"]), r["task"]) for r in members]
+            seqs = {r["id"]: r["seq"] for r in members}
+            row.sample = {r.id: (r, seqs[r.id]) for r in bottom(refs, self.k)}
+            row.prefix, row.prefix_seq = len(members), members[-1]["seq"]
+            self.store.move_clusters(others, head)
+            self.resampled.add(head)
+        self._save([m[0] for m in merges], Counter(), dropped=dropped)
+
+    def _save(
+        self, touched: Sequence[str], df_changed: Counter[str], dropped: Sequence[str] = ()
+    ) -> None:
+        rows = [self.rows[cid] for cid in touched]
+        self.store.save_cluster_state(
+            [row.row() for row in rows],
+            {row.id: dict(row.counts) for row in rows},
+            {f: self.df[f] for f in df_changed},
+            {
+                "upto": str(self.upto),
+                "version": VERSION,
+                "sample_size": str(self.k),
+                "known": json.dumps(sorted(self.known)),
+            },
+            dropped=dropped,
+        )
+
+    # --- what a cycle reads ------------------------------------------------------------------
+
+    def _weights(self) -> dict[str, float]:
+        return {f: idf_weight(n) for f, n in self.df.items() if n}
+
+    def weights(self) -> dict[str, float]:
+        """Each feature's idf weight over all runs the state has seen."""
+        return self._weights()
+
+    @property
+    def runs(self) -> int:
+        return sum(row.tally.runs for row in self.rows.values())
+
+    def groups(
+        self, params: EvolveParams, previous: StoredSamples | None = None
+    ) -> tuple[list[Group], StoredSamples]:
+        """The clusters as the evolver takes them (biggest first), and their sample runs,
+        read from the store only when a stage asks. Oldest requests are read for the
+        clusters that may be eligible for a skill (only they are named)."""
+        weights = self._weights()
+        rows = sorted(self.rows.values(), key=lambda r: (-r.tally.runs, r.id))
+        named = {
+            r.id for r in rows
+            if r.tally.runs >= params.min_runs and r.tally.successes >= params.min_successes
+        }  # fmt: skip
+        tasks = self.store.tasks_by_seq([s for r in rows if r.id in named for s in r.anchors])
+        groups = []
+        for row in rows:
+            words, tools = characteristic(row.counts, row.tally.runs, weights)
+            sample = tuple(r for r, _ in sorted(row.sample.values(), key=_by_id))
+            anchors = tuple(tasks[s] for s in row.anchors) if row.id in named else ()
+            groups.append(Group(row.id, words, tools, row.tally, dict(row.counts), sample, anchors))
+        seqs = {row.id: [seq for _, seq in sorted(row.sample.values(), key=_by_id)] for row in rows}
+        return groups, StoredSamples(self.store, seqs, previous)
+
+
+def _outcome(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+class StoredSamples(Mapping[str, tuple[Trajectory, ...]]):
+    """Each cluster's sample runs (operations applied), read from the store on first ask;
+    `read` counts the runs read, for the tests."""
+
+    def __init__(
+        self,
+        store: Store,
+        seqs: Mapping[str, Sequence[int]],
+        previous: StoredSamples | None = None,
+    ) -> None:
+        self.store = store
+        self.seqs = seqs
+        self.read = previous.read if previous else 0
+        self._runs: dict[str, tuple[Trajectory, ...]] = {}
+        if previous is not None:  # what was read before, for clusters with the same sample
+            for cid, runs in previous._runs.items():
+                if list(previous.seqs[cid]) == list(seqs.get(cid, ())):
+                    self._runs[cid] = runs
+
+    def __getitem__(self, cid: str) -> tuple[Trajectory, ...]:
+        if cid not in self._runs:
+            wanted = self.seqs[cid]
+            data = self.store.runs_by_seq(wanted)
+            self._runs[cid] = tuple(
+                with_operations(Trajectory.model_validate_json(data[s])) for s in wanted
+            )
+            self.read += len(wanted)
+        return self._runs[cid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.seqs)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def loaded(self) -> list[Trajectory]:
+        """Every run read so far."""
+        return [run for runs in self._runs.values() for run in runs]
+
+
+def rebuild(store: Store, params: EvolveParams) -> ClusterState:
+    """Recompute all state from the stored runs and their memberships, up to the first run
+    that has none (later ones are the next cycle's new runs)."""
+    store.clear_cluster_state()
+    state = ClusterState(store, params)
+    first = store.first_unassigned()
+    state.advance(store.high_water() if first is None else first - 1)
+    state._save([], Counter())  # the meta data, even for an empty store
+    return state
+
+
+@dataclass
+class Evolved:
+    """A cycle's evolver result over the stored state, and what the proposal step needs:
+    the sample runs (read lazily), the memo to keep, how many runs, and clusters resampled."""
+
+    changeset: ChangeSet
+    runs: int
+    samples: StoredSamples
+    memo: Memo
+    resampled: int
+    kept: frozenset[str]  # memo keys the store held before
+    fps: dict[str, str]  # each cluster's sample fingerprint (Group.fp)
+
+    def save_memo(self, store: Store) -> None:
+        """Keep the stage results this cycle asked for (new ones added, the rest dropped)."""
+        added = {k: v for k, v in self.memo.saved.items() if k not in self.kept}
+        store.save_memo(added, keep=self.memo.used)
+
+
+def evolve_stored(
+    store: Store,
+    library: Sequence[SkillDoc],
+    params: EvolveParams,
+    *,
+    upto: int,
+    usage: Mapping[str, SkillUsage] | None = None,
+    now: datetime | None = None,
+) -> Evolved:
+    """Take the runs up to `upto` into the state, merge what has one intent, evolve."""
+    state = ClusterState.current(store, params)
+    state.advance(upto)
+    saved = store.memo()
+    memo = Memo(saved)
+    kept = frozenset(saved)
+    weights = state.weights()
+    groups, samples = state.groups(params)
+    merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
+    if merges:
+        state.merge(merges)
+        groups, samples = state.groups(params, previous=samples)
+    changeset = evolve_groups(
+        groups,
+        samples,
+        library,
+        params,
+        df=state.df,
+        known=frozenset(state.known),
+        usage=usage,
+        now=now,
+        memo=memo,
+    )
+    fps = {g.id: g.fp for g in groups}
+    return Evolved(changeset, state.runs, samples, memo, len(state.resampled), kept, fps)
