@@ -121,7 +121,7 @@ class Daemon:
         self._http: IntakeServer | None = None
         # Several daemons may share a PostgreSQL store: only the leader runs cycles.
         self._leader: LeaderLock = leader_lock(config.store_location)
-        self._was_leading = False
+        self._was_leading: bool | None = None  # None: not asked yet (the first answer is said)
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
@@ -224,7 +224,7 @@ class Daemon:
             leading = self._leader.still_leading() or self._leader.try_lead()
         except StoreError as exc:
             if self._was_leading:
-                self.say(f"cycles: lost the leader lock ({exc}); retrying")
+                self.say(f"cycles: cannot reach the leader lock ({exc}); retrying")
             leading = False
         if leading != self._was_leading:
             self.say(

@@ -1,0 +1,122 @@
+"""Several hosts, one store: two real daemons take runs over HTTP into one PostgreSQL
+database (pgserver) and share one library remote. One leads the cycles; SIGKILL it in the
+middle of a cycle and the other takes over, redoes the cycle and proposes; every run is
+stored exactly once and no two cycles ever run at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_harness import DaemonProcess, wait_for
+from tests.reliability.runs import family
+from tests.test_store_backends import fresh_database, start_postgres
+
+pytestmark = pytest.mark.e2e
+TOKEN = "fleet-token"
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    yield from fresh_database(start_postgres())
+
+
+def sql(url: str, query: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+class Node(DaemonProcess):
+    """One host: its own home, inbox and library working copy; the shared store and remote."""
+
+    def __init__(self, root: Path, name: str, database: str, remote: Path) -> None:
+        (root / name).mkdir(parents=True)
+        super().__init__(
+            root / name / "var",
+            root / name / "inbox",
+            db=database,
+            remote=str(remote),
+            http="127.0.0.1:0",
+            http_token=TOKEN,
+            evolve_after=20,
+            evolve_every_minutes=600,
+            sweep_seconds=0.2,
+        )
+        self.name = name
+
+    def url(self) -> str:
+        found = re.search(r"http intake on (http://[0-9.:]+)/v1/trajectories", self.output())
+        assert found, self.output()
+        return found.group(1)
+
+    def post(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        body = "\n".join(json.dumps(r) for r in records).encode()
+        request = urllib.request.Request(
+            f"{self.url()}/v1/trajectories",
+            data=body,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read())
+
+
+def test_two_hosts_one_store_the_leader_dies_mid_cycle_and_the_other_takes_over(
+    tmp_path: Path, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "library.git"
+    first, second = Node(tmp_path, "a", database, remote), Node(tmp_path, "b", database, remote)
+    monkeypatch.setenv("SKILLFORGE_TEST_PAUSE", "commit")  # the first node's cycle stops there
+    first.start()
+    wait_for(lambda: "this daemon leads" in first.output(), timeout=60,
+             what="the first node to lead", log=first.output)  # fmt: skip
+    monkeypatch.delenv("SKILLFORGE_TEST_PAUSE")
+    second.start()
+    try:
+        wait_for(lambda: "another daemon leads" in second.output(), timeout=60,
+                 what="the second node to follow", log=second.output)  # fmt: skip
+        records = family("invoice", count=12) + family("refund", count=12)
+        assert first.post(records[0::2])["accepted"] == 12
+        assert second.post(records[1::2])["accepted"] == 12  # stored by the follower...
+        # ...and the leader, seeing 24 new runs in the shared store, starts a cycle.
+        wait_for(lambda: "test pause at commit" in first.output(), timeout=120,
+                 what="the leader's cycle", log=first.output)  # fmt: skip
+        assert "test pause" not in second.output()
+        first.kill()  # SIGKILL, mid-cycle: its cycle process dies with it
+        wait_for(lambda: "this daemon leads" in second.output(), timeout=60,
+                 what="the follower to take over", log=second.output)  # fmt: skip
+        wait_for(
+            lambda: sql(database, "SELECT count(*) FROM cycles WHERE status = 'done'")[0][0],
+            timeout=180,
+            what="the new leader's cycle",
+            log=second.output,
+        )
+        more = family("payout", count=6)
+        assert second.post(more)["accepted"] == 6
+        assert second.post(more)["duplicates"] == 6  # sent again: stored once
+    finally:
+        assert second.stop() == 0
+
+    ids = [row[0] for row in sql(database, "SELECT id FROM trajectories")]
+    assert sorted(ids) == sorted(r["id"] for r in records + more)
+    statuses = sql(database, "SELECT status, started_at, finished_at FROM cycles ORDER BY id")
+    assert [s for s, *_ in statuses].count("interrupted") == 1  # the dead leader's
+    assert "running" not in [s for s, *_ in statuses]
+    done = [(start, end) for s, start, end in statuses if s == "done"]
+    assert done and all(end for _, end in done)
+    # The proposal was pushed to the shared remote by the node that took over.
+    branches = subprocess.run(
+        ["git", "--git-dir", str(remote), "for-each-ref", "--format=%(refname:short)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    [(proposal, branch)] = sql(database, "SELECT id, branch FROM proposals WHERE status = 'open'")
+    assert branch in branches
+    assert (second.home / "proposals" / f"{proposal}.md").is_file()
