@@ -120,3 +120,68 @@ def test_two_hosts_one_store_the_leader_dies_mid_cycle_and_the_other_takes_over(
     [(proposal, branch)] = sql(database, "SELECT id, branch FROM proposals WHERE status = 'open'")
     assert branch in branches
     assert (second.home / "proposals" / f"{proposal}.md").is_file()
+
+
+def test_one_corpus_through_sqlite_and_through_two_intake_hosts_into_postgres_gives_one_library(
+    tmp_path: Path, database: str, airline_records: list[dict[str, Any]]
+) -> None:
+    import threading
+
+    from skillforge.config import load
+    from skillforge.cycle import run_cycle
+    from skillforge.http_intake import IntakeServer
+    from skillforge.importers import parse_record
+    from skillforge.library import LibraryRepo
+    from skillforge.stores import open_store
+    from tests.conftest import REPO_ROOT
+
+    corpus = airline_records[:160]
+
+    def library(db: str, name: str, post: Any) -> dict[str, str]:
+        config = load(
+            environ={},
+            cwd=tmp_path,
+            overrides={"home": str(tmp_path / name), "db": db, "seed": str(REPO_ROOT / "skills")},
+        )
+        post(config)
+        repo = LibraryRepo.ensure(config.library_path, config.remote_url, seed=config.seed)
+        with open_store(config.store_location) as store:
+            result = run_cycle(store, repo, config, say=lambda _: None)
+        assert result.proposal and result.changes
+        docs = repo.skills(f"evolve/{result.proposal}")
+        return {d.name: d.text + json.dumps(d.files, sort_keys=True) for d in docs}
+
+    def one_sqlite_host(config: Any) -> None:
+        with open_store(config.store_location) as store:
+            store.add_trajectories([parse_record(r) for r in corpus], source="test")
+
+    def two_http_hosts(config: Any) -> None:
+        hosts = [
+            IntakeServer(config.model_copy(update={"http": "127.0.0.1:0"})).start()
+            for _ in range(2)
+        ]
+
+        def send(host: IntakeServer, part: list[dict[str, Any]]) -> None:
+            for start in range(0, len(part), 10):  # many small requests, interleaved
+                body = "\n".join(json.dumps(r) for r in part[start : start + 10]).encode()
+                request = urllib.request.Request(
+                    f"{host.url}/v1/trajectories",
+                    data=body,
+                    headers={"Content-Type": "application/x-ndjson"},
+                )
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    assert answer.status == 202
+
+        threads = [
+            threading.Thread(target=send, args=(hosts[n], corpus[n::2])) for n in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for host in hosts:
+            host.stop()
+
+    alone = library(str(tmp_path / "alone.db"), "alone", one_sqlite_host)
+    fleet = library(database, "fleet", two_http_hosts)
+    assert alone and fleet == alone
