@@ -38,6 +38,11 @@ class Config(BaseModel):
     seed: Path | None = Field(Path("skills"), description="Skills a new library starts from.")
     evolve_every_minutes: float = Field(15.0, gt=0, description="Cycle interval.")
     evolve_after: int = Field(50, ge=1, description="New trajectories that start a cycle early.")
+    lead_cycles: bool = Field(
+        True,
+        description="Whether this daemon may lead the store's cycles; false for an intake-only"
+        " host of several sharing one PostgreSQL store.",
+    )
     sweep_seconds: float = Field(5.0, gt=0, description="Full inbox rescan interval.")
     polling: bool = Field(False, description="Poll the inbox (NFS/SMB) instead of inotify.")
     max_line_bytes: int = Field(8 << 20, ge=1024, description="Longer lines are quarantined.")

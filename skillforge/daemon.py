@@ -220,6 +220,11 @@ class Daemon:
     def _leading(self) -> bool:
         """Whether this daemon leads the cycles of its store (takes the lead when it is free:
         at start, or when the leader died). Call with the trigger lock held."""
+        if not self.config.lead_cycles:
+            if self._was_leading is None:
+                self.say("cycles: this daemon only takes runs in (lead_cycles = false)")
+                self._was_leading = False
+            return False
         try:
             leading = self._leader.still_leading() or self._leader.try_lead()
         except StoreError as exc:

@@ -20,7 +20,10 @@ class DaemonProcess:
         self.home, self.inbox = home, inbox
         self.config = home.parent / "skillforge.toml"
         lines = [f'home = "{home}"', f'inbox = "{inbox}"', f'seed = "{REPO_ROOT / "skills"}"']
-        lines += [f"{k} = {v!r}".replace("'", '"') for k, v in settings.items()]
+        lines += [
+            f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}".replace("'", '"')
+            for k, v in settings.items()
+        ]
         self.config.write_text("[skillforge]\n" + "\n".join(lines) + "\n")
         self.log = home.parent / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -38,7 +38,9 @@ def sql(url: str, query: str) -> list[tuple[Any, ...]]:
 class Node(DaemonProcess):
     """One host: its own home, inbox and library working copy; the shared store and remote."""
 
-    def __init__(self, root: Path, name: str, database: str, remote: Path) -> None:
+    def __init__(
+        self, root: Path, name: str, database: str, remote: Path, **settings: object
+    ) -> None:
         (root / name).mkdir(parents=True)
         super().__init__(
             root / name / "var",
@@ -50,6 +52,7 @@ class Node(DaemonProcess):
             evolve_after=20,
             evolve_every_minutes=600,
             sweep_seconds=0.2,
+            **settings,
         )
         self.name = name
 
@@ -120,6 +123,23 @@ def test_two_hosts_one_store_the_leader_dies_mid_cycle_and_the_other_takes_over(
     [(proposal, branch)] = sql(database, "SELECT id, branch FROM proposals WHERE status = 'open'")
     assert branch in branches
     assert (second.home / "proposals" / f"{proposal}.md").is_file()
+
+
+def test_an_intake_only_host_never_leads_even_when_no_one_else_does(
+    tmp_path: Path, database: str
+) -> None:
+    node = Node(tmp_path, "intake", database, tmp_path / "library.git", lead_cycles=False)
+    node.start()
+    try:
+        wait_for(lambda: "only takes runs in" in node.output(), timeout=60,
+                 what="the intake-only notice", log=node.output)  # fmt: skip
+        assert node.post(family("invoice", count=30))["accepted"] == 30
+        wait_for(lambda: sql(database, "SELECT count(*) FROM trajectories")[0][0] == 30,
+                 timeout=30, what="the runs")  # fmt: skip
+    finally:
+        assert node.stop() == 0
+    assert sql(database, "SELECT count(*) FROM cycles") == [(0,)]
+    assert "leads" not in node.output()
 
 
 def test_one_corpus_through_sqlite_and_through_two_intake_hosts_into_postgres_gives_one_library(
