@@ -10,13 +10,14 @@ transaction is on disk. A traces request is answered 200 once its spans are on d
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import ipaddress
 import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +38,8 @@ from .httpserver import (
 from .importers import parse_line, parse_record
 from .intake import QuarantineSink, excerpt
 from .openapi import openapi_document
-from .store import Quarantined, Store, utcnow
-from .stores import open_store
+from .store import Quarantined, utcnow
+from .stores import AnyStore, open_store
 
 JSON_TYPES = {"application/json", ""}
 JSONL_TYPES = {"application/x-ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -51,7 +52,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
 }
 PUBLIC = {"/v1/openapi.json"}  # served without the token
 
-StoredHook = Callable[[Store], None]
+StoredHook = Callable[[AnyStore], None]
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,8 @@ class IntakeServer:
             )
         self.config = config
         # Migrate once now, not racing in concurrent requests.
-        open_store(config.store_location).close()
+        self._stores = _StorePool(config)
+        self._stores.put(open_store(config.store_location))
         self.on_stored, self.on_quarantine = on_stored, on_quarantine
         self.say = say or (lambda text: None)
         self._write_lock = threading.Lock()
@@ -159,6 +161,7 @@ class IntakeServer:
             time.sleep(0.05)
         self.server.close_connections(idle_only=False)
         self.server.server_close()
+        self._stores.close()
 
     def __enter__(self) -> IntakeServer:
         return self.start()
@@ -190,7 +193,7 @@ class IntakeServer:
         request_id = uuid.uuid4().hex[:12]
         source = f"http:{client}"
         good, bad, errors = _parse(items, f"{source} request {request_id}")
-        with open_store(self.config.store_location) as store:
+        with self._stores.get() as store:
             # One writer at a time: SQLite would serialise them too, but by sleeping and retrying.
             with self._write_lock:
                 result = store.record_received([] if errors else good, bad, source=source)
@@ -221,7 +224,7 @@ class IntakeServer:
             status = 415 if "Content-Type" in exc.args[0] else 400
             return _error(status, exc.args[0])
         source = f"otlp:{client}"
-        with open_store(self.config.store_location) as store:
+        with self._stores.get() as store:
             with self._write_lock:
                 result = otlp.receive(store, document, source=source, now=utcnow())
             if result.stored and self.on_stored:
@@ -237,14 +240,14 @@ class IntakeServer:
 
     def flush_traces(self) -> int:
         """Store the runs of traces whose root span never came (the daemon calls this)."""
-        with open_store(self.config.store_location) as store, self._write_lock:
+        with self._stores.get() as store, self._write_lock:
             result = otlp.flush_settled(store, source="otlp", now=utcnow())
             if result.stored and self.on_stored:
                 self.on_stored(store)
         return result.stored
 
     def status(self) -> Answer:
-        with open_store(self.config.store_location) as store:
+        with self._stores.get() as store:
             last = store.last_cycle()
             body = {
                 "trajectories": store.count("trajectories"),
@@ -261,6 +264,43 @@ class IntakeServer:
                 "next_cycle": store.state().get("next_cycle"),
             }
         return Answer(200, body)
+
+
+class _StorePool:
+    """Open stores for request threads. A SQLite connection belongs to the thread that opened
+    it and opening one is cheap, so each request opens its own; a PostgreSQL connection is
+    costly to open (a network round trip, the migrations check), so they are reused."""
+
+    def __init__(self, config: Config, size: int = 8) -> None:
+        self.config, self.size = config, size
+        self.reuse = config.db_is_postgres
+        self._idle: list[AnyStore] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def get(self) -> Iterator[AnyStore]:
+        store = None
+        if self.reuse:
+            with self._lock:
+                store = self._idle.pop() if self._idle else None
+        store = store or open_store(self.config.store_location)
+        try:
+            yield store
+        finally:
+            self.put(store)
+
+    def put(self, store: AnyStore) -> None:
+        with self._lock:
+            if self.reuse and len(self._idle) < self.size:
+                self._idle.append(store)
+                return
+        store.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for store in idle:
+            store.close()
 
 
 Item = tuple[bytes, Callable[[], Trajectory]]
