@@ -263,6 +263,9 @@ class Store:
                 self.db = Database(conn)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+                # Checkpoint every ~64 MB of WAL, not every 4 MB: intake commits each batch,
+                # and each checkpoint costs two fsyncs (a fifth of intake's time at 10k runs).
+                self.db.execute("PRAGMA wal_autocheckpoint=16000")
             self.db.execute("PRAGMA busy_timeout=30000")
             migrations.apply(self.db)
         except sqlite3.Error as exc:
