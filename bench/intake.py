@@ -29,6 +29,7 @@ from typing import Any
 
 import synth
 
+from skillforge import gc_tuning
 from skillforge.intake import ingest_paths
 from skillforge.store import Store
 
@@ -182,6 +183,7 @@ def latency(folder: Path, history: int, say: Callable[[str], None]) -> dict[str,
 
 
 def run(quick: bool = False, say: Callable[[str], None] = print) -> dict[str, Any]:
+    gc_tuning.tune()  # as `serve` and `ingest` run; the baseline runs under it too
     sizes = SIZES["quick" if quick else "full"]
     with tempfile.TemporaryDirectory(prefix="bench-intake-") as tmp:
         result = {"throughput": throughput(Path(tmp) / "throughput", sizes["runs"], say)}

@@ -27,6 +27,7 @@ from pathlib import Path
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from . import gc_tuning
 from .config import Config
 from .cycle_process import run_in_child
 from .errors import SkillforgeError, StoreError
@@ -292,6 +293,7 @@ class Daemon:
 
 def serve(config: Config, *, say: Callable[[str], None] = write_line) -> int:
     """Run the daemon in the foreground, stopping cleanly on SIGTERM or Ctrl-C."""
+    gc_tuning.tune()
     daemon = Daemon(config, say=say)
 
     def on_signal(signum: int, frame: object) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import gc_tuning
 from ..config import Config
 from ..intake import IngestResult, expand, ingest_file, pending_bytes, quarantine_file_sink
 from ..output import Progress, write_line
@@ -11,6 +12,7 @@ from ..stores import open_store
 
 
 def ingest(config: Config, paths: list[Path]) -> int:
+    gc_tuning.tune()
     files = expand(paths)
     sink = quarantine_file_sink(config.quarantine_file)
     total = IngestResult()
