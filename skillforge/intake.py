@@ -123,10 +123,19 @@ def expand(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
+EXCERPT_WINDOW = 64 * 1024  # bytes of a bad line redacted for its excerpt
+
+
 def excerpt(raw: bytes, limit: int = 300) -> str:
-    """The start of a bad line, readable and with secrets redacted."""
-    text = raw[: limit * 4].decode("utf-8", errors="backslashreplace")
-    text = redact(text)
+    """The start of a bad line, readable and with secrets redacted.
+
+    Redacted first, cut after: a secret cut in two before redaction is no longer recognised,
+    and a redacted block (a private key) may pull later text into the excerpt. The window
+    redacted ends at whitespace, so no token is cut at its end either."""
+    window = raw[:EXCERPT_WINDOW]
+    if len(raw) > len(window):
+        window = window[: max(window.rfind(b" "), window.rfind(b"\n"), 0)]
+    text = redact(window.decode("utf-8", errors="backslashreplace"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

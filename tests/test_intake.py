@@ -146,3 +146,17 @@ def test_a_json_array_file_is_taken_in_record_by_record(store, tmp_path, airline
     assert (result.stored, result.quarantined) == (3, 1)
     assert store.quarantine()[0]["line"] == 4
     assert ingest_file(store, path).stored == 0  # unchanged file: nothing again
+
+
+def test_an_excerpt_never_shows_part_of_a_secret_that_straddles_where_it_was_cut() -> None:
+    from skillforge.intake import excerpt
+
+    key = "-----BEGIN PRIVATE KEY-----\n" + "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n" * 33
+    key += "-----END PRIVATE KEY-----"  # 1,142 bytes that redact to a short placeholder
+    aws = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    for cut in range(8, 32, 4):  # bytes of the secret within the first 1,200
+        raw = f'{{"f": "{"z" * (31 - cut)}", "k": "{key}", "aws": "{aws}", "y": "{"y" * 2000}"'
+        assert raw.index(aws) == 1200 - cut
+        text = excerpt(raw.encode())
+        assert "[REDACTED:private-key]" in text
+        assert not any(aws[i : i + 8] in text for i in range(len(aws) - 7)), (cut, text)
