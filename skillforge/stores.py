@@ -126,6 +126,9 @@ class FileLeaderLock:
 def leader_lock(db: str | Path, name: str = "cycle") -> LeaderLock:
     """The leader lock `name` for the store at `db` (see the module docstring)."""
     if is_postgres(db):
-        return _pgstore().PgLeaderLock(str(db), name)
+        _pgstore()  # psycopg is installed, or a StoreError says how to get it
+        from .pgleader import PgLeaderLock
+
+        return PgLeaderLock(str(db), name)
     path = Path(db)
     return FileLeaderLock(path.with_name(f"{path.name}.{name}.leader"))
