@@ -148,6 +148,11 @@ def run(runs: int = 6000, batch: int = 50, clients: int = 4, say: Any = print) -
     return out
 
 
+def bench(quick: bool = False, say: Any = print) -> dict[str, Any]:
+    """For `make bench` (bench/run.py)."""
+    return run(runs=2000 if quick else 6000, say=say)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=6000)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import cycle_scaling
+import fleet_intake
 import intake
 import library_ops
 import llm_path
@@ -34,6 +35,7 @@ import svgplot
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS = {
     "intake": intake.run,
+    "fleet": fleet_intake.bench,
     "cycle": cycle_scaling.run,
     "library": library_ops.run,
     "llm": llm_path.run,
@@ -94,6 +96,14 @@ def table(results: dict[str, Any]) -> list[tuple[str, str]]:
             ("append -> stored, idle", f"median {idle['median_ms']} ms, p95 {idle['p95_ms']} ms"),
             (f"append -> stored, during a cycle over {busy['history']} runs",
              f"median {busy['median_ms']} ms, p95 {busy['p95_ms']} ms"),
+        ]  # fmt: skip
+    if "fleet" in results:
+        f = results["fleet"]
+        rows += [
+            (f"HTTP intake, 1 node on SQLite ({f['runs']} runs)",
+             f"{f['sqlite_1_node']['runs_per_s']:,} runs/s"),
+            ("HTTP intake, 2 nodes on one PostgreSQL",
+             f"{f['postgres_2_nodes']['runs_per_s']:,} runs/s (ratio {f['ratio']:.2f})"),
         ]  # fmt: skip
     if "cycle" in results:
         c = results["cycle"]
