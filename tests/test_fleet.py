@@ -205,3 +205,19 @@ def test_one_corpus_through_sqlite_and_through_two_intake_hosts_into_postgres_gi
     alone = library(str(tmp_path / "alone.db"), "alone", one_sqlite_host)
     fleet = library(database, "fleet", two_http_hosts)
     assert alone and fleet == alone
+
+
+def test_evolve_from_the_command_line_refuses_while_a_daemon_leads_a_shared_store(
+    tmp_path: Path, database: str
+) -> None:
+    node = Node(tmp_path, "a", database, tmp_path / "library.git")
+    node.start()
+    try:
+        wait_for(lambda: "this daemon leads" in node.output(), timeout=60,
+                 what="the node to lead", log=node.output)  # fmt: skip
+        refused = node.cli("evolve", check=False)
+        assert refused.returncode == 1
+        assert "a skillforge daemon leads the cycles" in refused.stderr + refused.stdout
+    finally:
+        assert node.stop() == 0
+    assert node.cli("evolve").returncode == 0  # nobody leads now
