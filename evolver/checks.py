@@ -52,7 +52,7 @@ MAX_ORDER_OPS = 10  # pairs (order, after) are formed among this many most frequ
 LIMITS = (1, 2, 3, 5, 8, 13)  # call-count limits tried
 STEPS = (1, 2, 3, 5, 8, 13, 21, 34)  # budgets of tool calls tried
 MAX_FACTS = 40  # values tested per set of runs, the most often seen first
-MAX_POOL = 2000  # runs a set of checks is tested on; more add time, not power
+MAX_POOL = 1000  # runs a set of checks is tested on; more add time, not power
 AGREEMENT = 0.8  # share of training folds that must choose the direction the whole data does
 
 
@@ -203,6 +203,45 @@ class Check:
             return found is not None and found.changes == p.changes
         raise ValueError(f"unknown check kind {k!r}")
 
+    def answers(self, profiles: Sequence[Profile]) -> list[bool | None]:
+        """`feature` of each run where the check `applies`, else None: the same as asking
+        run by run, in one pass per kind (a cycle asks hundreds of checks of 2,000 runs)."""
+        k, op, other, n = self.kind, self.op, self.other, self.n
+        if k == "call":
+            return [op in p.count for p in profiles]
+        if k == "steps":
+            return [len(p.ops) <= n for p in profiles]
+        if k == "answer":
+            return [p.answer == self.text for p in profiles]
+        if k == "order":
+            return [
+                (op in p.first and p.first[op] < p.first[other]) if other in p.count else None
+                for p in profiles
+            ]
+        if k == "after":
+            return [
+                (other in p.last and p.last[other] > p.last[op]) if op in p.count else None
+                for p in profiles
+            ]
+        if k == "limit":
+            return [(p.count[op] <= n) if op in p.count else None for p in profiles]
+        if k == "error":
+            pair = (op, self.text)
+            return [(pair not in p.errors) if op in p.count else None for p in profiles]
+        if k == "args":
+            pair = (op, self.text)
+            return [
+                (pair in p.keys and pair not in p.missing) if op in p.count else None
+                for p in profiles
+            ]
+        if k == "repeat":
+            return [(op not in p.repeated) if op in p.erred else None for p in profiles]
+        if k == "fact":
+            key, _, value = self.text.partition("=")
+            held = (op, Fact(other, key, value))
+            return [(held not in p.facts) if op in p.count else None for p in profiles]
+        return [self.feature(p) if self.applies(p) else None for p in profiles]
+
     def complies(self, p: Profile) -> bool:
         """Whether the run did what the guidance asks."""
         return self.feature(p) == self.positive
@@ -328,6 +367,13 @@ class Check:
 def candidates(profiles: Sequence[Profile], min_runs: int = 3) -> list[Check]:
     """Hypotheses worth testing: those asked of at least `2 * min_runs` runs with both answers
     seen `min_runs` times or more. Outcome-blind, so choosing them leaks nothing."""
+    return [check for check, _ in _candidates(profiles, min_runs)]
+
+
+def _candidates(
+    profiles: Sequence[Profile], min_runs: int
+) -> list[tuple[Check, list[bool | None]]]:
+    """`candidates`, each with its `answers` for the profiles."""
     n = len(profiles)
     used: Counter[str] = Counter()
     for p in profiles:
@@ -362,18 +408,8 @@ def candidates(profiles: Sequence[Profile], min_runs: int = 3) -> list[Check]:
         out += [Check("limit", op, n=k) for k in LIMITS if k < most]
     longest = max((len(p.ops) for p in profiles), default=0)
     out += [Check("steps", "tool calls", n=k) for k in STEPS if k < longest]
-    return [c for c in out if _varies(c, profiles, min_runs)]
-
-
-def _varies(check: Check, profiles: Sequence[Profile], min_runs: int) -> bool:
-    yes = no = 0
-    for p in profiles:
-        if check.applies(p):
-            if check.feature(p):
-                yes += 1
-            else:
-                no += 1
-    return yes >= min_runs and no >= min_runs
+    found = ((c, c.answers(profiles)) for c in out)
+    return [(c, a) for c, a in found if a.count(True) >= min_runs and a.count(False) >= min_runs]
 
 
 # --- cross-fitting ---------------------------------------------------------------------------
@@ -472,18 +508,21 @@ def crossfit(
     labels: Sequence[bool],
     fold_of: Sequence[int],
     params: CrossfitParams = CrossfitParams(),  # noqa: B008 - frozen
+    answers: Sequence[bool | None] | None = None,
 ) -> Measured | None:
     """The check in the direction the training folds choose, measured on the held-out folds;
     None when it does not hold out (too little support, too small an effect, not significant,
-    or the training folds disagree on its direction)."""
+    or the training folds disagree on its direction). `answers`: its `answers` for the
+    profiles, when already known."""
     folds = max(fold_of) + 1 if fold_of else 0
     # per fold: [complied by feature True: ok, n], [feature False: ok, n]
     table = [[0, 0, 0, 0] for _ in range(folds)]
-    for p, y, f in zip(profiles, labels, fold_of, strict=True):
-        if not check.applies(p):
+    got = check.answers(profiles) if answers is None else answers
+    for a, y, f in zip(got, labels, fold_of, strict=True):
+        if a is None:
             continue
         row = table[f]
-        j = 0 if check.feature(p) else 2
+        j = 0 if a else 2
         row[j] += int(y)
         row[j + 1] += 1
     total = [sum(r[i] for r in table) for i in range(4)]
@@ -585,25 +624,36 @@ def validated(
     fold_of = task_folds(known, min(params.folds, len(tasks)))
     support = max(2, params.min_support // 2)
     kept: list[Measured] = []
-    for check in candidates(got, support):
-        found = crossfit(check, got, labels, fold_of, params)
+    asked: dict[tuple[str, str, str, str, int], list[bool | None]] = {}
+    for check, answers in _candidates(got, support):
+        found = crossfit(check, got, labels, fold_of, params, answers)
         if found is None:
             continue
         need = _ALLOWED.get(found.check.kind)
         if need is not None and found.check.positive != need:
             continue
         kept.append(found)
+        asked[_asks(found.check)] = answers
     example = example_check(known, got, labels, params)
     if example is not None:
         kept.append(example)
     kept.sort(key=lambda m: (m.p_value, -m.effect, m.check))
-    return _distinct(kept, profiles=got)[: params.max_checks]
+    return _distinct(kept, profiles=got, asked=asked)[: params.max_checks]
 
 
-def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Measured]:
+def _asks(c: Check) -> tuple[str, str, str, str, int]:
+    return (c.kind, c.op, c.other, c.text, c.n)
+
+
+def _distinct(
+    kept: Sequence[Measured],
+    profiles: Sequence[Profile],
+    asked: Mapping[tuple[str, str, str, str, int], Sequence[bool | None]] | None = None,
+) -> list[Measured]:
     """Drop a check that answers the same for every run as a stronger one already kept (a
     limit of 2 and of 3 on a tool nobody calls 3 times), and all but the strongest limit on
-    one tool or on the run, and value on one tool: one line per piece of evidence."""
+    one tool or on the run, and value on one tool: one line per piece of evidence. `asked`:
+    the checks' `answers`, by question, when already known."""
     seen: set[tuple[Any, ...]] = set()
     limited: set[tuple[str, str, str]] = set()
     out: list[Measured] = []
@@ -614,7 +664,10 @@ def _distinct(kept: Sequence[Measured], profiles: Sequence[Profile]) -> list[Mea
             if (c.kind, c.op, c.other) in limited:
                 continue
             limited.add((c.kind, c.op, c.other))
-        sig = tuple(c.complies(p) if c.applies(p) else None for p in profiles)
+        answers = (asked or {}).get(_asks(c))
+        if answers is None:
+            answers = c.answers(profiles)
+        sig = tuple(None if a is None else a == c.positive for a in answers)
         if sig in seen:
             continue
         seen.add(sig)

@@ -150,3 +150,23 @@ def test_a_check_asks_only_where_it_applies() -> None:
     rerun = Check("repeat", "issue_refund")
     failed_twice = profile(_run("d", "t", [_call("issue_refund", error=True)] * 2, False))
     assert rerun.applies(failed_twice) and not rerun.complies(failed_twice)
+
+
+def test_answers_in_one_pass_are_what_each_run_answers() -> None:
+    """`Check.answers` (one pass per kind, what the lessons stage uses) agrees with asking
+    `applies` and `feature` run by run, for every kind of candidate and its direction."""
+    from evolver.checks import candidates
+    from tests.evolver.conftest import AIRLINE, synthetic
+
+    runs = synthetic(300) + _lookup_first_family()
+    if AIRLINE.exists():
+        from skillforge.importers import parse_record
+
+        runs += [parse_record(r) for r in json.loads(AIRLINE.read_text())]
+    profiles = [profile(r) for r in runs]
+    found = candidates(profiles, 2)
+    assert len({c.kind for c in found}) >= 8
+    for check in found:
+        for c in (check, Check(check.kind, check.op, check.other, check.text, check.n, False)):
+            expected = [c.feature(p) if c.applies(p) else None for p in profiles]
+            assert c.answers(profiles) == expected, c
