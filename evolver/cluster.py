@@ -35,6 +35,7 @@ __all__ = [
     "idf_weight",
     "intent_families",
     "join_existing",
+    "most_common",
     "task_tokens",
     "tools_used",
     "unique_runs",
@@ -282,8 +283,9 @@ def cluster(
     """Cluster runs by task words and tools; biggest first, then by id. Deterministic.
 
     `prior` (run id -> cluster id, from earlier cycles) keeps clusters stable: those runs
-    stay where they were, a new run joins the existing cluster whose centroid it is most
-    similar to (at least `similarity`), and only the rest are grouped afresh."""
+    stay where they were; a new run with the very features of earlier runs joins the cluster
+    most of them are in, else the existing cluster whose centroid it is most similar to (at
+    least `similarity`); only the rest are grouped afresh."""
     runs = unique_runs(trajectories)
     if not runs:
         return []
@@ -299,10 +301,16 @@ def cluster(
             fresh.append(run)
     pool = fresh
     if kept:
+        known: dict[frozenset[str], Counter[str]] = defaultdict(Counter)
+        for cid, members in kept.items():
+            for run in members:
+                known[feats[run.id]][cid] += 1
         centres = {cid: centroid(_counts(m, feats), weights) for cid, m in sorted(kept.items())}
         joined = join_existing([feats[r.id] for r in fresh], centres, weights, similarity)
         pool = []
         for run, cid in zip(fresh, joined, strict=True):
+            same = known.get(feats[run.id])
+            cid = most_common(same) if same else cid
             (kept[cid] if cid else pool).append(run)
     found = [(cid, members) for cid, members in sorted(kept.items())]
     seen = set(kept)
@@ -364,6 +372,12 @@ def families(
             o for o, theirs in centroids.items() if o != cid and _dot(mine, theirs) >= similarity
         ]
     return out
+
+
+def most_common(clusters: Mapping[str, int]) -> str:
+    """The cluster most runs are in (of equals, the smallest id): where a new run with the
+    same features as those runs goes."""
+    return min(clusters, key=lambda cid: (-clusters[cid], cid))
 
 
 def join_existing(

@@ -17,7 +17,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 from evolver.changes import ErrorPattern, SkillChange
-from evolver.checks import Check, Measured
+from evolver.checks import Check, Measured, Profile
 from evolver.conditions import Condition, Fact
 from evolver.diagnose import Diagnosis, Lessons
 from evolver.examples import Example
@@ -30,12 +30,14 @@ __all__ = [
     "decode_diagnoses",
     "decode_lessons",
     "decode_measured",
+    "decode_profiles",
     "decode_view",
     "digest",
     "encode_change",
     "encode_diagnoses",
     "encode_lessons",
     "encode_measured",
+    "encode_profiles",
     "encode_view",
 ]
 
@@ -106,6 +108,54 @@ def decode_measured(data: Sequence[Any]) -> list[Measured]:
         Measured(Check.from_json(check), *table, p, *folds, scope=scope)
         for check, table, p, folds, scope in data
     ]
+
+
+def encode_profiles(found: Sequence[Profile]) -> list[Any]:
+    """Profiles as JSON; count, first, last and erred follow from ops and errors."""
+    return [
+        {
+            "ops": list(p.ops),
+            "errors": sorted(p.errors),
+            "missing": sorted(p.missing),
+            "keys": sorted(p.keys),
+            "repeated": sorted(p.repeated),
+            "answer": p.answer,
+            "facts": [[op, f.source, f.key, f.value] for op, f in sorted(p.facts)],
+            "task": p.task,
+            "changes": sorted(p.changes),
+        }
+        for p in found
+    ]
+
+
+def decode_profiles(data: Sequence[Any]) -> list[Profile]:
+    out = []
+    for d in data:
+        ops = tuple(d["ops"])
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for i, op in enumerate(ops):
+            first.setdefault(op, i)
+            last[op] = i
+        errors = frozenset((e[0], e[1]) for e in d["errors"])
+        out.append(
+            Profile(
+                ops=ops,
+                count=Counter(ops),
+                first=first,
+                last=last,
+                errors=errors,
+                erred=frozenset(op for op, _ in errors),
+                missing=frozenset((m[0], m[1]) for m in d["missing"]),
+                keys=frozenset((k[0], k[1]) for k in d["keys"]),
+                repeated=frozenset(d["repeated"]),
+                answer=d["answer"],
+                facts=frozenset((f[0], Fact(f[1], f[2], f[3])) for f in d["facts"]),
+                task=d["task"],
+                changes=frozenset(d["changes"]),
+            )
+        )
+    return out
 
 
 def _example(data: Sequence[Any]) -> Example:

@@ -137,6 +137,9 @@ def _eligible(g: Group, stages: Stages, params: EvolveParams) -> bool:
     )
 
 
+MERGE_ROUNDS = 5  # merged clusters can share an intent with another: merge again, this often
+
+
 def plan_merges(groups: Sequence[Group], stages: Stages, params: EvolveParams) -> list[list[str]]:
     """One skill per intent: eligible groups whose requests ask for the same thing (same verb,
     same object words, in either order: liters to gallons and gallons to liters) are to become
@@ -214,8 +217,10 @@ def evolve(
     weights = {f: _idf(n) for f, n in df.items()}
     memo = Memo()
     groups, samples = groups_of(clusters, params.sample_size)
-    merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
-    if merges:
+    for _ in range(MERGE_ROUNDS):
+        merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
+        if not merges:
+            break
         clusters = _merged(clusters, merges, weights)
         groups, samples = groups_of(clusters, params.sample_size)
     found = evolve_groups(

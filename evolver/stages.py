@@ -8,7 +8,7 @@ run reached, whose inputs are as they were, costs a lookup, and its sample is ne
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from evolver.changes import SkillChange, SkillDoc
@@ -25,12 +25,14 @@ from evolver.memo import (
     decode_diagnoses,
     decode_lessons,
     decode_measured,
+    decode_profiles,
     decode_view,
     digest,
     encode_change,
     encode_diagnoses,
     encode_lessons,
     encode_measured,
+    encode_profiles,
     encode_view,
 )
 from evolver.model import Trajectory
@@ -64,6 +66,7 @@ class Stages:
         self.memo = memo
         self.weights = weights
         self._profiles: dict[str, Profile] = {}
+        self._group_of = {r.id: g.id for g in groups for r in g.sample}
         self._tested: dict[tuple[str, ...], list[Measured]] = {}
 
     def runs(self, g: Group) -> tuple[Trajectory, ...]:
@@ -159,9 +162,19 @@ class Stages:
     # --- checks ------------------------------------------------------------------------------
 
     def _profile(self, run: Trajectory) -> Profile:
+        """A sample run's profile: all its group's, from the memo or read once."""
         found = self._profiles.get(run.id)
         if found is None:
-            found = self._profiles[run.id] = profile(run)
+            g = self.groups[self._group_of[run.id]]
+            profiles = self.memo(
+                "profiles",
+                [g.fp],
+                lambda: [profile(r) for r in self.runs(g)],
+                encode_profiles,
+                decode_profiles,
+            )
+            self._profiles.update({r.id: p for r, p in zip(g.sample, profiles, strict=True)})
+            found = self._profiles[run.id]
         return found
 
     def _pool(self, ids: Sequence[str]) -> list[Trajectory]:
@@ -178,8 +191,7 @@ class Stages:
 
             def compute() -> list[Measured]:
                 pool = self._pool(key)
-                profiles = {r.id: self._profile(r) for r in pool if r.succeeded is not None}
-                return validated(pool, params, profiles)
+                return validated(pool, params, _Profiles(self, pool))
 
             found = self.memo(
                 "validated",
@@ -281,6 +293,27 @@ class Stages:
             return found[0] if found else None
 
         return self.memo("functional", parts, compute, encode_change, decode_change)
+
+
+class _Profiles(Mapping[str, Profile]):
+    """The profiles of a pool's runs, each read when `validated` asks for it (it reads only
+    the runs its pool keeps), once per cycle."""
+
+    def __init__(self, stages: Stages, pool: Sequence[Trajectory]) -> None:
+        self.stages = stages
+        self.runs = {r.id: r for r in pool}
+
+    def __getitem__(self, run_id: str) -> Profile:
+        return self.stages._profile(self.runs[run_id])
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self.runs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
 
 
 def contrast_index(groups: Sequence[Group]) -> dict[int, list[tuple[str, str]]]:

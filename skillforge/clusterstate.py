@@ -37,18 +37,27 @@ from evolver.cluster import (
     group_sets,
     idf_weight,
     join_existing,
+    most_common,
 )
 from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref, tally
 from evolver.hygiene import SkillUsage
 from evolver.memo import Memo
 from evolver.model import Trajectory
 from evolver.operations import with_operations
-from evolver.pipeline import EvolveParams, evolve_groups, plan_merges
+from evolver.pipeline import MERGE_ROUNDS, EvolveParams, evolve_groups, plan_merges
 from evolver.stages import Stages
 
 from .store import Store
 
-__all__ = ["ClusterRow", "ClusterState", "Evolved", "StoredSamples", "evolve_stored", "rebuild"]
+__all__ = [
+    "ClusterRow",
+    "ClusterState",
+    "Evolved",
+    "StoredSamples",
+    "evolve_state",
+    "evolve_stored",
+    "rebuild",
+]
 
 VERSION = "1"  # of the state's layout and rules; another one is rebuilt
 
@@ -95,15 +104,22 @@ def _by_id(entry: tuple[Ref, int]) -> str:
     return entry[0].id
 
 
+Key = tuple[str | None, frozenset[str]]  # (membership or None, feature set) of new runs
+
+
 @dataclass
 class _Bucket:
-    """New runs that go to one cluster together: those with a membership already (by
-    cluster), or, for the rest, those with one feature set (which all land in one cluster)."""
+    """New runs that go to one cluster together: those with one feature set and one
+    membership (or none: runs with equal features all land in one cluster)."""
 
     tally: Tally = field(default_factory=Tally)
-    counts: Counter[str] = field(default_factory=Counter)
     runs: int = 0
     first_id: str = ""
+
+
+def set_key(feats: frozenset[str]) -> str:
+    """A feature set as the store keeps it."""
+    return json.dumps(sorted(feats))
 
 
 class ClusterState:
@@ -141,8 +157,8 @@ class ClusterState:
         """Take in the stored runs after the state's high water up to `upto`; returns how many."""
         if upto <= self.upto:
             return 0
-        buckets: dict[Any, _Bucket] = {}
-        records: list[tuple[int, Ref, Any]] = []  # (seq, ref, bucket key)
+        buckets: dict[Key, _Bucket] = {}
+        records: list[tuple[int, Ref, Key]] = []  # (seq, ref, bucket)
         interned: dict[frozenset[str], frozenset[str]] = {}
         df_new: Counter[str] = Counter()
         for batch in self.store.run_batches(self.upto, upto):
@@ -150,15 +166,13 @@ class ClusterState:
                 run = with_operations(Trajectory.model_validate_json(data))
                 found = features(run)
                 feats = interned.setdefault(found, found)
-                key: Any = ("cluster", prior) if prior is not None else feats
+                key = (prior, feats)
                 bucket = buckets.get(key)
                 if bucket is None:
                     bucket = buckets[key] = _Bucket(first_id=run.id)
                 bucket.tally.add(tally(run))
                 bucket.runs += 1
                 bucket.first_id = min(bucket.first_id, run.id)
-                if prior is not None:
-                    bucket.counts.update(feats)
                 df_new.update(feats)
                 self.known.update(
                     c.name for c in run.tool_calls if run.succeeded is True or not c.error
@@ -169,12 +183,12 @@ class ClusterState:
         added: dict[str, list[tuple[int, Ref]]] = {}
         for seq, r, key in records:
             added.setdefault(target[key], []).append((seq, r))
+        sets: Counter[tuple[str, str]] = Counter()
         for key, bucket in buckets.items():
             row = self.rows.setdefault(target[key], ClusterRow(target[key]))
             row.tally.add(bucket.tally)
-            row.counts.update(
-                bucket.counts if isinstance(key, tuple) else dict.fromkeys(key, bucket.runs)
-            )
+            row.counts.update(dict.fromkeys(key[1], bucket.runs))
+            sets[(set_key(key[1]), target[key])] += bucket.runs
         for cid, runs in sorted(added.items()):
             self._grow(self.rows[cid], runs)
         self.store.add_cluster_runs(
@@ -184,42 +198,55 @@ class ClusterState:
             ]
         )  # fmt: skip
         self.upto = upto
-        self._save(sorted(added), df_new)
+        self._save(sorted(added), df_new, sets=[(k, c, n) for (k, c), n in sets.items()])
         return len(records)
 
-    def _assign(self, buckets: Mapping[Any, _Bucket]) -> dict[Any, str]:
-        """Each bucket's cluster: its membership; else the nearest existing centroid; else a
-        new cluster of the leftover feature sets grouped among themselves."""
+    def _assign(self, buckets: Mapping[Key, _Bucket]) -> dict[Key, str]:
+        """Each bucket's cluster (as `evolver.cluster.cluster` decides): its membership; else
+        the cluster most earlier runs with its very features are in; else the nearest
+        existing centroid; else a new cluster of the leftover feature sets grouped among
+        themselves."""
         weights = self._weights()
-        target: dict[Any, str] = {}
+        target: dict[Key, str] = {}
         kept: dict[str, Counter[str]] = {cid: Counter(row.counts) for cid, row in self.rows.items()}
+        fresh: dict[frozenset[str], _Bucket] = {}
         for key, bucket in buckets.items():
-            if isinstance(key, tuple):
-                target[key] = key[1]
-                kept.setdefault(key[1], Counter()).update(bucket.counts)
-        fresh = sorted(
-            (k for k in buckets if not isinstance(k, tuple)), key=lambda k: buckets[k].first_id
-        )
-        pool = fresh
-        if kept and fresh:
+            cid, feats = key
+            if cid is not None:
+                target[key] = cid
+                kept.setdefault(cid, Counter()).update(dict.fromkeys(feats, bucket.runs))
+            else:
+                fresh[feats] = bucket
+        order = sorted(fresh, key=lambda fs: fresh[fs].first_id)
+        joined: dict[frozenset[str], str] = {}
+        if kept and order:
+            held = self.store.cluster_sets([set_key(fs) for fs in order])
+            for (cid, feats), bucket in buckets.items():
+                if cid is not None:
+                    where = held.setdefault(set_key(feats), {})
+                    where[cid] = where.get(cid, 0) + bucket.runs
             centres = {cid: centroid(counts, weights) for cid, counts in sorted(kept.items())}
-            joined = join_existing(fresh, centres, weights, self.similarity)
-            pool = [fs for fs, cid in zip(fresh, joined, strict=True) if cid is None]
-            target.update({fs: cid for fs, cid in zip(fresh, joined, strict=True) if cid})
-        parts = group_sets([(fs, buckets[fs].runs) for fs in pool], weights, self.similarity)
-        new = [[pool[i] for i in part] for part in parts]
+            nearest = join_existing(order, centres, weights, self.similarity)
+            for fs, cid in zip(order, nearest, strict=True):
+                same = held.get(set_key(fs))
+                found = most_common(same) if same else cid
+                if found:
+                    joined[fs] = found
+        pool = [fs for fs in order if fs not in joined]
+        parts = group_sets([(fs, fresh[fs].runs) for fs in pool], weights, self.similarity)
         seen = set(kept)
         for sets in sorted(
-            new,
-            key=lambda p: (-sum(buckets[s].runs for s in p), min(buckets[s].first_id for s in p)),
+            ([pool[i] for i in part] for part in parts),
+            key=lambda p: (-sum(fresh[s].runs for s in p), min(fresh[s].first_id for s in p)),
         ):
             counts: Counter[str] = Counter()
             for fs in sets:
-                counts.update(dict.fromkeys(fs, buckets[fs].runs))
-            words, tools = characteristic(counts, sum(buckets[s].runs for s in sets), weights)
+                counts.update(dict.fromkeys(fs, fresh[fs].runs))
+            words, tools = characteristic(counts, sum(fresh[s].runs for s in sets), weights)
             cid = cluster_id(words, tools, seen)
             seen.add(cid)
-            target.update(dict.fromkeys(sets, cid))
+            joined.update(dict.fromkeys(sets, cid))
+        target.update({(None, fs): cid for fs, cid in joined.items()})
         return target
 
     def _grow(self, row: ClusterRow, added: Sequence[tuple[int, Ref]]) -> None:
@@ -264,7 +291,11 @@ class ClusterState:
         self._save([m[0] for m in merges], Counter(), dropped=dropped)
 
     def _save(
-        self, touched: Sequence[str], df_changed: Counter[str], dropped: Sequence[str] = ()
+        self,
+        touched: Sequence[str],
+        df_changed: Counter[str],
+        dropped: Sequence[str] = (),
+        sets: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         rows = [self.rows[cid] for cid in touched]
         self.store.save_cluster_state(
@@ -278,6 +309,7 @@ class ClusterState:
                 "known": json.dumps(sorted(self.known)),
             },
             dropped=dropped,
+            sets=sets,
         )
 
     # --- what a cycle reads ------------------------------------------------------------------
@@ -402,13 +434,28 @@ def evolve_stored(
     """Take the runs up to `upto` into the state, merge what has one intent, evolve."""
     state = ClusterState.current(store, params)
     state.advance(upto)
+    return evolve_state(state, library, params, usage=usage, now=now)
+
+
+def evolve_state(
+    state: ClusterState,
+    library: Sequence[SkillDoc],
+    params: EvolveParams,
+    *,
+    usage: Mapping[str, SkillUsage] | None = None,
+    now: datetime | None = None,
+) -> Evolved:
+    """Merge the state's clusters that have one intent, and evolve it against `library`."""
+    store = state.store
     saved = store.memo()
     memo = Memo(saved)
     kept = frozenset(saved)
     weights = state.weights()
     groups, samples = state.groups(params)
-    merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
-    if merges:
+    for _ in range(MERGE_ROUNDS):
+        merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
+        if not merges:
+            break
         state.merge(merges)
         groups, samples = state.groups(params, previous=samples)
     changeset = evolve_groups(

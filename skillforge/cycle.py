@@ -22,7 +22,7 @@ from evolver.model import Trajectory
 from evolver.pipeline import EvolveParams, evolve
 
 from . import host_sync, series
-from .clusterstate import Evolved, StoredSamples, evolve_stored
+from .clusterstate import ClusterState, Evolved, StoredSamples, evolve_state
 from .config import Config
 from .files import write_atomically
 from .hosts import CodeHost, host_from_config
@@ -113,11 +113,13 @@ def _evolve_and_propose(
     new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
     stored: Evolved | None = None
     if isinstance(store, Store):  # the stored cluster state: new runs are all it reads
-        stored = evolve_stored(
-            store, library, params, upto=high_water, usage=_usage(store, repo), now=utcnow()
-        )
+        state = ClusterState.current(store, params)
+        state.advance(high_water)
+        say(f"cycle {cycle_id}: {state.runs} trajectories ({new} new)")
+        stored = evolve_state(state, library, params, usage=_usage(store, repo), now=utcnow())
         changeset, total, samples = stored.changeset, stored.runs, stored.samples
-        say(f"cycle {cycle_id}: {total} trajectories ({new} new)")
+        if stored.resampled:
+            say(f"cycle {cycle_id}: {stored.resampled} clusters drew their sample again")
         trajectories: Sequence[Trajectory] = ()  # the LLM pass gets its changes' samples
 
         def runs_of(cluster: str) -> Sequence[Trajectory]:

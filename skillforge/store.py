@@ -207,6 +207,16 @@ def m009_cluster_state(db: Database) -> None:
     )
 
 
+@migrations()
+def m010_cluster_sets(db: Database) -> None:
+    """Which clusters hold runs with each distinct feature set, and how many: a new run whose
+    features earlier runs had joins their cluster (clusterstate.py)."""
+    db.execute(
+        "CREATE TABLE cluster_sets (features TEXT NOT NULL, cluster TEXT NOT NULL,"
+        " n INTEGER NOT NULL, PRIMARY KEY (features, cluster)) WITHOUT ROWID"
+    )
+
+
 @dataclass(frozen=True)
 class FileProgress:
     """How far intake has read a file: byte offset and number of lines consumed, which file
@@ -808,7 +818,13 @@ class Store:
     # -- cluster state (incremental cycles; clusterstate.py) -----------------------------
     # Every write here is a short transaction of its own, so intake never waits long.
 
-    STATE_TABLES = ("cluster_runs", "cluster_stats", "cluster_features", "feature_df")
+    STATE_TABLES = (
+        "cluster_runs",
+        "cluster_stats",
+        "cluster_features",
+        "feature_df",
+        "cluster_sets",
+    )
 
     def run_batches(
         self, after_seq: int, upto_seq: int, size: int = 500
@@ -869,6 +885,19 @@ class Store:
     def feature_df(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT feature, n FROM feature_df ORDER BY feature"))
 
+    def cluster_sets(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For these feature sets (as `clusterstate.set_key` writes them): the clusters that
+        hold runs with them, and how many."""
+        out: dict[str, dict[str, int]] = {}
+        for i in range(0, len(keys), 500):
+            part = list(keys[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for key, cid, n in self.db.execute(
+                f"SELECT features, cluster, n FROM cluster_sets WHERE features IN ({marks})", part
+            ):
+                out.setdefault(key, {})[cid] = n
+        return out
+
     def cluster_runs_after(
         self, clusters: Sequence[str], after_seq: int, limit: int
     ) -> list[dict[str, Any]]:
@@ -907,11 +936,18 @@ class Store:
         """The runs of clusters `sources` now belong to `target` (clusters merged)."""
         marks = ",".join("?" * len(sources))
         with self.transaction():
-            for table, column in (("cluster_runs", "cluster"), ("cluster_members", "cluster")):
+            for table in ("cluster_runs", "cluster_members"):
                 self.db.execute(
-                    f"UPDATE {table} SET {column} = ? WHERE {column} IN ({marks})",
+                    f"UPDATE {table} SET cluster = ? WHERE cluster IN ({marks})",
                     [target, *sources],
                 )
+            self.db.execute(
+                "INSERT INTO cluster_sets (features, cluster, n) SELECT features, ?, n"
+                f" FROM cluster_sets WHERE cluster IN ({marks}) AND true"
+                " ON CONFLICT (features, cluster) DO UPDATE SET n = n + excluded.n",
+                [target, *sources],
+            )
+            self.db.execute(f"DELETE FROM cluster_sets WHERE cluster IN ({marks})", sources)
 
     def save_cluster_state(
         self,
@@ -920,10 +956,17 @@ class Store:
         df: Mapping[str, int],
         meta: Mapping[str, str],
         dropped: Sequence[str] = (),
+        sets: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         """In one transaction: the rows of changed clusters, their feature counts (replaced),
-        changed document frequencies, clusters merged away, and the state's meta data."""
+        changed document frequencies, clusters merged away, runs added per (feature set,
+        cluster), and the state's meta data."""
         with self.transaction():
+            self.db.conn.executemany(
+                "INSERT INTO cluster_sets (features, cluster, n) VALUES (?,?,?)"
+                " ON CONFLICT (features, cluster) DO UPDATE SET n = n + excluded.n",
+                sorted(sets),
+            )
             for cid in dropped:
                 self.db.execute("DELETE FROM cluster_stats WHERE cluster = ?", [cid])
                 self.db.execute("DELETE FROM cluster_features WHERE cluster = ?", [cid])

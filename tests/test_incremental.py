@@ -24,7 +24,14 @@ from skillforge.store import Store
 from tests.conftest import CORPORA, REPO_ROOT
 
 TAU2 = CORPORA / "tau2-bench-gpt41"
-STATE = ("cluster_runs", "cluster_stats", "cluster_features", "feature_df", "cluster_state")
+STATE = (
+    "cluster_runs",
+    "cluster_stats",
+    "cluster_features",
+    "feature_df",
+    "cluster_sets",
+    "cluster_state",
+)
 
 
 def quiet(_: str) -> None:

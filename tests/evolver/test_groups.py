@@ -6,10 +6,11 @@ import json
 import random
 
 from evolver import EvolveParams, evolve
+from evolver.checks import profile
 from evolver.cluster import cluster, features, idf
 from evolver.graph import Transitions, to_json, tool_graph, transitions
 from evolver.groups import Ref, Tally, bottom, checkpoint, groups_of, rank, ref, tally
-from evolver.memo import Memo
+from evolver.memo import Memo, decode_profiles, encode_profiles
 from evolver.operations import with_operations
 from evolver.pipeline import evolve_groups
 from evolver.stages import known_tools
@@ -128,3 +129,15 @@ def test_idf_weights_come_from_counts_that_add_up():
             df[f] = df.get(f, 0) + 1
     assert idf(features(r) for r in runs) == {f: idf([[f]] * n)[f] for f, n in df.items()}
     assert ref(runs[0]).task == ref(runs[0].model_copy(update={"id": "other"})).task
+
+
+def test_profiles_round_trip_through_json():
+    from tests.evolver.conftest import AIRLINE
+
+    runs = synthetic(80) + refund_runs()
+    if AIRLINE.exists():
+        from skillforge.importers import parse_record
+
+        runs += [parse_record(r) for r in json.loads(AIRLINE.read_text())[:60]]
+    found = [profile(r) for r in runs]
+    assert decode_profiles(json.loads(json.dumps(encode_profiles(found)))) == found
