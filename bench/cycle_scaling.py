@@ -1,14 +1,19 @@
-"""Cycle scaling: an offline cycle's time and peak memory as the history grows, and an
-incremental cycle of 1k new runs on top of the largest history.
+"""Cycle scaling: a full cycle's time and peak memory as the history grows, and 1k new runs
+on top of the largest history against 1k runs on an empty store, with a plot.
 
-    .venv/bin/python bench/cycle_scaling.py [--quick] [--sizes 1000 10000 100000] [--profile]
+    .venv/bin/python bench/cycle_scaling.py [--quick] [--sizes 1000 10000 100000 300000]
+                                            [--profile] [--plot FILE]
 
 Each size gets a fresh store and library. The store is filled with synthetic runs by one bulk
 INSERT in a child process (setup, not measured), then one `run_cycle` runs in another child:
-its time split into load (reading the runs), evolve and propose (commits, pictures, push), and
-its peak RSS (the child's own high-water mark). The growth exponent is the slope of
-log(time) over log(runs). `--profile` runs the largest cycle under cProfile and reports its
-costliest functions.
+its time split into load (reading the new runs into the cluster state), evolve and propose
+(commits, pictures, push), and its peak RSS (the child's own high-water mark). Then 1,000 more
+runs go into the largest store and one more cycle runs: the incremental case, beside the
+1,000-run cycle on an empty store (the baseline; measured again if 1,000 is not a size). The
+growth exponent is the slope of log(time) over log(runs). `--profile` runs the largest full
+cycle and the incremental one under cProfile and reports their costliest functions. The plot
+(time and memory against runs, log-log) goes to `--plot` (default
+bench/results/cycle_scaling.svg).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import svgplot
 import synth
 
 from skillforge.config import load
@@ -36,9 +42,16 @@ from skillforge.library import LibraryRepo
 from skillforge.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
-# 100k runs is reachable with --sizes, but not in a few minutes: see the README's bench notes.
-SIZES = {"quick": [500, 1000, 2000], "full": [1000, 3000, 10000]}
+SIZES = {"quick": [500, 1000, 2000], "full": [1000, 10000, 100000]}
 INCREMENT = 1000
+PLOT = Path(__file__).resolve().parent / "results" / "cycle_scaling.svg"
+TARGETS = {  # issue 13's "done means"
+    "incremental_seconds": 5.0,  # 1k new on 100k
+    "incremental_ratio": 2.0,  # ... against 1k on an empty store
+    "full_100k_seconds": 60.0,
+    "peak_rss_mib": 1024.0,
+    "growth_exponent": 1.1,
+}
 
 
 def prepare(folder: Path, count: int, start: int) -> None:
@@ -86,6 +99,7 @@ def cycle(folder: Path, profile: bool) -> dict[str, Any]:
         end = time.perf_counter()
     loaded = next(t for t, line in marks if "trajectories (" in line)
     evolved = next((t for t, line in marks if " clusters, " in line), end)
+    resampled = next((line for _, line in marks if "drew their sample" in line), "")
     out = {
         "runs": result.trajectories,
         "new": result.new,
@@ -95,6 +109,7 @@ def cycle(folder: Path, profile: bool) -> dict[str, Any]:
         "evolve_seconds": round(evolved - loaded, 3),
         "propose_seconds": round(end - evolved, 3),
         "peak_rss_mib": _high_water_mib(),
+        "resampled": int(resampled.split(": ")[-1].split()[0]) if resampled else 0,
     }
     if profiler:
         text = io.StringIO()
@@ -136,6 +151,22 @@ def growth_exponent(points: Sequence[tuple[float, float]]) -> float | None:
     )
 
 
+def _size(n: int, folder: Path, profile: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """A fresh store of `n` runs and one cycle over it."""
+    folder.mkdir()
+    started = time.perf_counter()
+    _child("prepare", str(folder), str(n), "0")
+    say(f"cycle: {n} runs stored in {time.perf_counter() - started:.1f} s (setup)")
+    result = _child("cycle", str(folder), str(profile))
+    assert result is not None
+    say(
+        f"cycle: {n} runs: {result['seconds']} s (load {result['load_seconds']}, evolve"
+        f" {result['evolve_seconds']}, propose {result['propose_seconds']}),"
+        f" peak {result['peak_rss_mib']} MiB"
+    )
+    return result
+
+
 def run(
     quick: bool = False,
     say: Callable[[str], None] = print,
@@ -147,30 +178,51 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-cycle-") as tmp:
         for n in sizes:
             folder = Path(tmp) / str(n)
-            folder.mkdir()
-            started = time.perf_counter()
-            _child("prepare", str(folder), str(n), "0")
-            say(f"cycle: {n} runs stored in {time.perf_counter() - started:.1f} s (setup)")
-            result = _child("cycle", str(folder), str(profile and n == sizes[-1]))
-            assert result is not None
-            say(
-                f"cycle: {n} runs: {result['seconds']} s (load {result['load_seconds']}, evolve"
-                f" {result['evolve_seconds']}, propose {result['propose_seconds']}),"
-                f" peak {result['peak_rss_mib']} MiB"
-            )
-            points.append(result)
+            points.append(_size(n, folder, profile and n == sizes[-1], say))
         _child("prepare", str(folder), str(INCREMENT), str(sizes[-1]))
-        incremental = _child("cycle", str(folder), "False")
+        incremental = _child("cycle", str(folder), str(profile))
         assert incremental is not None
-        say(f"cycle: {INCREMENT} new on top of {sizes[-1]}: {incremental['seconds']} s")
+        say(
+            f"cycle: {INCREMENT} new on top of {sizes[-1]}: {incremental['seconds']} s"
+            f" (load {incremental['load_seconds']}, evolve {incremental['evolve_seconds']},"
+            f" propose {incremental['propose_seconds']}), peak {incremental['peak_rss_mib']} MiB,"
+            f" {incremental['resampled']} clusters resampled"
+        )
+        baseline = next((p for p in points if p["runs"] == INCREMENT), None)
+        if baseline is None:
+            baseline = _size(INCREMENT, Path(tmp) / "baseline", False, say)
+    ratio = incremental["seconds"] / baseline["seconds"]
+    say(f"cycle: {INCREMENT} new on {sizes[-1]} / {INCREMENT} on an empty store: {ratio:.2f}")
     exponent = growth_exponent([(p["runs"], p["seconds"]) for p in points])
     evolve_exponent = growth_exponent([(p["runs"], max(p["evolve_seconds"], 1e-3)) for p in points])
     say(f"cycle: growth exponent {exponent} (evolve alone {evolve_exponent})")
-    return {
+    result = {
         "sizes": points,
         "incremental": {"base": sizes[-1], "added": INCREMENT, **incremental},
+        "baseline": baseline,
+        "incremental_ratio": round(ratio, 3),
         "growth_exponent": exponent and round(exponent, 3),
         "evolve_growth_exponent": evolve_exponent and round(evolve_exponent, 3),
+    }
+    result["targets"] = targets(result)
+    return result
+
+
+def targets(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each of issue 13's cycle targets that this run measured: the figure, the bound, met."""
+    found: dict[str, float] = {}
+    if result["incremental"]["base"] == 100_000:
+        found["incremental_seconds"] = result["incremental"]["seconds"]
+        found["incremental_ratio"] = result["incremental_ratio"]
+    full = [p for p in result["sizes"] if p["runs"] == 100_000]
+    if full:
+        found["full_100k_seconds"] = full[0]["seconds"]
+        found["peak_rss_mib"] = full[0]["peak_rss_mib"]
+    if result["growth_exponent"] is not None and max(p["runs"] for p in result["sizes"]) >= 100_000:
+        found["growth_exponent"] = result["growth_exponent"]
+    return {
+        name: {"value": value, "bound": TARGETS[name], "met": value <= TARGETS[name]}
+        for name, value in found.items()
     }
 
 
@@ -178,7 +230,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--sizes", type=int, nargs="+", help="history sizes to measure")
-    parser.add_argument("--profile", action="store_true", help="cProfile the largest cycle")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the largest and the incremental cycle"
+    )
+    parser.add_argument("--plot", type=Path, default=PLOT, help="where to write the SVG plot")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -189,10 +244,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(json.dumps(cycle(Path(folder), rest[0] == "True")))
         return
     result = run(args.quick, sizes=args.sizes, profile=args.profile)
-    profile = [p.pop("profile") for p in result["sizes"] if "profile" in p]
+    profiles = [
+        p.pop("profile") for p in [*result["sizes"], result["incremental"]] if "profile" in p
+    ]
+    args.plot.parent.mkdir(parents=True, exist_ok=True)
+    args.plot.write_text(svgplot.render({"cycle": result}))
     print(json.dumps(result, indent=2))
-    if profile:
-        print(profile[0])
+    for text in profiles:
+        print(text)
+    print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@
     .venv/bin/python bench/run.py --only intake library
 
 Each benchmark is a module here with `run(quick, say) -> dict`: intake (throughput beside a
-plain baseline, append->stored latency idle and during a cycle), cycle (scaling, memory,
-growth exponent, incremental), library (commit and push 100 changes, an agent's pull) and llm
+plain baseline, append->stored latency idle and during a cycle), cycle (1k, 10k and 100k-run
+cycles: time, memory, growth exponent; 1k new runs on 100k against 1k on an empty store, and
+issue 13's targets), library (commit and push 100 changes, an agent's pull) and llm
 (requests and tokens per cycle as the history grows, against a loopback server).
 """
 
@@ -113,14 +114,26 @@ def table(results: dict[str, Any]) -> list[tuple[str, str]]:
                  f"{p['seconds']} s (load {p['load_seconds']}, evolve {p['evolve_seconds']},"
                  f" propose {p['propose_seconds']}), peak {p['peak_rss_mib']:,.0f} MiB")
             )  # fmt: skip
-        inc = c["incremental"]
+        inc, base = c["incremental"], c.get("baseline")
         rows += [
             (f"incremental cycle: {inc['added']:,} new on {inc['base']:,}",
-             f"{inc['seconds']} s, peak {inc['peak_rss_mib']:,.0f} MiB"),
+             f"{inc['seconds']} s (load {inc['load_seconds']}, evolve {inc['evolve_seconds']},"
+             f" propose {inc['propose_seconds']}), peak {inc['peak_rss_mib']:,.0f} MiB,"
+             f" {inc.get('resampled', 0)} clusters resampled"),
+        ]  # fmt: skip
+        if base:
+            rows.append(
+                (f"incremental / a {base['runs']:,}-run cycle on an empty store",
+                 f"{c['incremental_ratio']:.2f} ({inc['seconds']} s / {base['seconds']} s)")
+            )  # fmt: skip
+        rows.append(
             ("cycle growth exponent (time ~ runs^k)",
              f"{_fixed(c['growth_exponent'])}"
-             f" (evolve alone {_fixed(c['evolve_growth_exponent'])})"),
-        ]  # fmt: skip
+             f" (evolve alone {_fixed(c['evolve_growth_exponent'])})")
+        )  # fmt: skip
+        for name, t in c.get("targets", {}).items():
+            verdict = "met" if t["met"] else "NOT met"
+            rows.append((f"target {name} <= {t['bound']:g}", f"{t['value']:g}: {verdict}"))
     if "library" in results:
         lib = results["library"]
         rows += [

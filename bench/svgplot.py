@@ -1,6 +1,6 @@
 """A hand-written SVG of the benchmark results (no plotting dependency): cycle time and peak
-memory against history size on log-log axes, intake throughput beside its baseline, and
-append->stored latency idle and during a cycle."""
+memory against history size on log-log axes (with the incremental cycle's point), intake
+throughput beside its baseline, and append->stored latency idle and during a cycle."""
 
 from __future__ import annotations
 
@@ -83,22 +83,22 @@ def render(results: dict[str, Any]) -> str:
     cycle = results.get("cycle")
     if cycle:
         sizes = cycle["sizes"]
-        panels.append(
-            _loglog(
-                20,
-                f"cycle time, s (exponent {cycle['growth_exponent'] or float('nan'):.2f})",
-                [
-                    ("total", [(p["runs"], p["seconds"]) for p in sizes]),
-                    ("evolve", [(p["runs"], p["evolve_seconds"]) for p in sizes]),
-                    ("load", [(p["runs"], p["load_seconds"]) for p in sizes]),
-                ],
-            )
-        )
-        panels.append(
-            _loglog(
-                270, "peak memory, MiB", [("RSS", [(p["runs"], p["peak_rss_mib"]) for p in sizes])]
-            )
-        )
+        times = [
+            ("total", [(p["runs"], p["seconds"]) for p in sizes]),
+            ("evolve", [(p["runs"], p["evolve_seconds"]) for p in sizes]),
+            ("load", [(p["runs"], p["load_seconds"]) for p in sizes]),
+        ]
+        memory = [("RSS", [(p["runs"], p["peak_rss_mib"]) for p in sizes])]
+        inc = cycle.get("incremental")
+        if inc:  # the 1k-new cycle, drawn at the history size it ran on
+            label = f"{inc['added']:,} new"
+            times.append((label, [(inc["runs"], inc["seconds"])]))
+            memory.append((label, [(inc["runs"], inc["peak_rss_mib"])]))
+        title = f"cycle time, s (exponent {cycle['growth_exponent'] or float('nan'):.2f}"
+        if cycle.get("incremental_ratio") is not None:
+            title += f", new/empty {cycle['incremental_ratio']:.2f}"
+        panels.append(_loglog(20, title + ")", times))
+        panels.append(_loglog(270, "peak memory, MiB", memory))
     intake = results.get("intake")
     if intake:
         t = intake["throughput"]

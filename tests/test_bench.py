@@ -75,3 +75,18 @@ def test_llm_path_counts_requests_per_moved_skill_and_none_when_nothing_is_new(b
     assert first["moved"] == first["changes"] > 0 and first["asked_unmoved"] == []
     assert first["input_tokens"] > 0 and first["tokens_per_moved"] > 0
     assert idle["status"] == "nothing-new" and idle["requests"] == idle["input_tokens"] == 0
+
+
+def test_the_cycle_bench_reports_new_runs_on_a_history_beside_a_baseline(bench, monkeypatch):
+    cycle_scaling = bench["cycle_scaling"]
+    monkeypatch.setattr(cycle_scaling, "INCREMENT", 40)
+    result = cycle_scaling.run(sizes=[80], say=lambda _: None)
+    [point], inc, base = result["sizes"], result["incremental"], result["baseline"]
+    assert point["runs"] == 80 and point["new"] == 80 and point["peak_rss_mib"] > 0
+    assert (inc["base"], inc["added"], inc["runs"], inc["new"]) == (80, 40, 120, 40)
+    assert base["runs"] == base["new"] == 40  # measured, since 40 is not one of the sizes
+    assert result["incremental_ratio"] == round(inc["seconds"] / base["seconds"], 3)
+    assert result["targets"] == {}  # issue 13's targets are about 100k runs
+    root = ET.fromstring(bench["svgplot"].render({"cycle": result}))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert "40 new" in texts and any("new/empty" in t for t in texts)
