@@ -8,11 +8,20 @@ run reached, whose inputs are as they were, costs a lookup, and its sample is ne
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 from evolver.changes import SkillChange, SkillDoc
-from evolver.checks import CrossfitParams, Measured, Profile, combined, profile, validated
+from evolver.checks import (
+    MAX_POOL,
+    CrossfitParams,
+    Measured,
+    Profile,
+    combined,
+    profile,
+    validated,
+)
 from evolver.cluster import TOOL_PREFIX, Cluster, centroid, cohesion, families
 from evolver.composite import FunctionalSkill, functional_changes
 from evolver.diagnose import Diagnosis, Lessons, diagnose, lessons, task_key
@@ -180,6 +189,27 @@ class Stages:
     def _pool(self, ids: Sequence[str]) -> list[Trajectory]:
         return [r for cid in ids for r in self.samples[cid]]
 
+    def _kept_pool(self, ids: Sequence[str]) -> list[Trajectory]:
+        """The runs of the groups `ids` that `checks.validated` keeps (those with a known
+        outcome, the MAX_POOL smallest by hash when there are more), in the order it would
+        put them; only those runs are read when `samples` can pick runs."""
+        known = [
+            (cid, r.id) for cid in ids for r in self.groups[cid].sample if r.success is not None
+        ]
+        if len(known) <= MAX_POOL:
+            return [r for r in self._pool(ids) if r.succeeded is not None]
+        known.sort(key=lambda cr: hashlib.sha256(cr[1].encode()).digest())
+        kept = known[:MAX_POOL]
+        wanted: dict[str, set[str]] = {}
+        for cid, rid in kept:
+            wanted.setdefault(cid, set()).add(rid)
+        found: dict[str, Trajectory] = {}
+        pick = getattr(self.samples, "pick", None)
+        for cid, rids in wanted.items():
+            runs = pick(cid, rids) if pick else [r for r in self.samples[cid] if r.id in rids]
+            found.update((r.id, r) for r in runs)
+        return [found[rid] for _, rid in kept]
+
     def _pool_key(self, ids: Sequence[str]) -> list[object]:
         return [[cid, self.groups[cid].fp] for cid in ids]
 
@@ -190,7 +220,7 @@ class Stages:
         if key not in self._tested:
 
             def compute() -> list[Measured]:
-                pool = self._pool(key)
+                pool = self._kept_pool(key)
                 return validated(pool, params, _Profiles(self, pool))
 
             found = self.memo(

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "ClusterRow",
     "ClusterState",
     "Evolved",
+    "StoredMemo",
     "StoredSamples",
     "evolve_state",
     "evolve_stored",
@@ -206,7 +207,7 @@ class ClusterState:
         the cluster most earlier runs with its very features are in; else the nearest
         existing centroid; else a new cluster of the leftover feature sets grouped among
         themselves."""
-        weights = self._weights()
+        weights = self.weights()
         target: dict[Key, str] = {}
         kept: dict[str, Counter[str]] = {cid: Counter(row.counts) for cid, row in self.rows.items()}
         fresh: dict[frozenset[str], _Bucket] = {}
@@ -314,12 +315,9 @@ class ClusterState:
 
     # --- what a cycle reads ------------------------------------------------------------------
 
-    def _weights(self) -> dict[str, float]:
-        return {f: idf_weight(n) for f, n in self.df.items() if n}
-
     def weights(self) -> dict[str, float]:
         """Each feature's idf weight over all runs the state has seen."""
-        return self._weights()
+        return {f: idf_weight(n) for f, n in self.df.items() if n}
 
     @property
     def runs(self) -> int:
@@ -331,7 +329,7 @@ class ClusterState:
         """The clusters as the evolver takes them (biggest first), and their sample runs,
         read from the store only when a stage asks. Oldest requests are read for the
         clusters that may be eligible for a skill (only they are named)."""
-        weights = self._weights()
+        weights = self.weights()
         rows = sorted(self.rows.values(), key=lambda r: (-r.tally.runs, r.id))
         named = {
             r.id for r in rows
@@ -344,8 +342,11 @@ class ClusterState:
             sample = tuple(r for r, _ in sorted(row.sample.values(), key=_by_id))
             anchors = tuple(tasks[s] for s in row.anchors) if row.id in named else ()
             groups.append(Group(row.id, words, tools, row.tally, dict(row.counts), sample, anchors))
-        seqs = {row.id: [seq for _, seq in sorted(row.sample.values(), key=_by_id)] for row in rows}
-        return groups, StoredSamples(self.store, seqs, previous)
+        order = {
+            row.id: [(r.id, seq) for r, seq in sorted(row.sample.values(), key=_by_id)]
+            for row in rows
+        }
+        return groups, StoredSamples(self.store, order, previous)
 
 
 def _outcome(value: int | None) -> bool | None:
@@ -359,27 +360,34 @@ class StoredSamples(Mapping[str, tuple[Trajectory, ...]]):
     def __init__(
         self,
         store: Store,
-        seqs: Mapping[str, Sequence[int]],
+        order: Mapping[str, Sequence[tuple[str, int]]],
         previous: StoredSamples | None = None,
     ) -> None:
         self.store = store
-        self.seqs = seqs
+        self.order = order  # cluster -> its sample's (run id, seq), by id
+        self.seqs = {cid: [seq for _, seq in pairs] for cid, pairs in order.items()}
         self.read = previous.read if previous else 0
         self._runs: dict[str, tuple[Trajectory, ...]] = {}
+        self._picked: dict[str, Trajectory] = dict(previous._picked) if previous else {}
         if previous is not None:  # what was read before, for clusters with the same sample
             for cid, runs in previous._runs.items():
-                if list(previous.seqs[cid]) == list(seqs.get(cid, ())):
+                if list(previous.seqs[cid]) == list(self.seqs.get(cid, ())):
                     self._runs[cid] = runs
 
     def __getitem__(self, cid: str) -> tuple[Trajectory, ...]:
         if cid not in self._runs:
-            wanted = self.seqs[cid]
-            data = self.store.runs_by_seq(wanted)
-            self._runs[cid] = tuple(
-                with_operations(Trajectory.model_validate_json(data[s])) for s in wanted
-            )
-            self.read += len(wanted)
+            self._runs[cid] = tuple(self._read(self.order[cid]))
         return self._runs[cid]
+
+    def _read(self, pairs: Sequence[tuple[str, int]]) -> list[Trajectory]:
+        missing = [seq for rid, seq in pairs if rid not in self._picked]
+        data = self.store.runs_by_seq(missing) if missing else {}
+        for rid, seq in pairs:
+            if rid not in self._picked:
+                raw = Trajectory.model_validate_json(data[seq])
+                self._picked[rid] = with_operations(raw)
+                self.read += 1
+        return [self._picked[rid] for rid, _ in pairs]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.seqs)
@@ -387,9 +395,41 @@ class StoredSamples(Mapping[str, tuple[Trajectory, ...]]):
     def __len__(self) -> int:
         return len(self.seqs)
 
-    def loaded(self) -> list[Trajectory]:
-        """Every run read so far."""
-        return [run for runs in self._runs.values() for run in runs]
+    def pick(self, cid: str, ids: Collection[str]) -> list[Trajectory]:
+        """Some runs of a cluster's sample (by id, in its order), reading only those."""
+        if cid in self._runs:
+            return [r for r in self._runs[cid] if r.id in ids]
+        return self._read([(rid, seq) for rid, seq in self.order[cid] if rid in ids])
+
+
+class StoredMemo(MutableMapping[str, str]):
+    """The stage results earlier cycles kept, read from the store key by key as the evolver
+    asks (a cycle reads those of what it looks at, not all); new ones stay here until
+    `Evolved.save_memo`. Iterating gives the new ones."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.added: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> str:
+        found = self.added.get(key)
+        if found is None:
+            found = self.store.memo_get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.added[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.added[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.added)
+
+    def __len__(self) -> int:
+        return len(self.added)
 
 
 def rebuild(store: Store, params: EvolveParams) -> ClusterState:
@@ -413,13 +453,11 @@ class Evolved:
     samples: StoredSamples
     memo: Memo
     resampled: int
-    kept: frozenset[str]  # memo keys the store held before
     fps: dict[str, str]  # each cluster's sample fingerprint (Group.fp)
 
     def save_memo(self, store: Store) -> None:
         """Keep the stage results this cycle asked for (new ones added, the rest dropped)."""
-        added = {k: v for k, v in self.memo.saved.items() if k not in self.kept}
-        store.save_memo(added, keep=self.memo.used)
+        store.save_memo(dict(self.memo.saved), keep=self.memo.used)
 
 
 def evolve_stored(
@@ -447,9 +485,7 @@ def evolve_state(
 ) -> Evolved:
     """Merge the state's clusters that have one intent, and evolve it against `library`."""
     store = state.store
-    saved = store.memo()
-    memo = Memo(saved)
-    kept = frozenset(saved)
+    memo = Memo(StoredMemo(store))
     weights = state.weights()
     groups, samples = state.groups(params)
     for _ in range(MERGE_ROUNDS):
@@ -470,4 +506,4 @@ def evolve_state(
         memo=memo,
     )
     fps = {g.id: g.fp for g in groups}
-    return Evolved(changeset, state.runs, samples, memo, len(state.resampled), kept, fps)
+    return Evolved(changeset, state.runs, samples, memo, len(state.resampled), fps)

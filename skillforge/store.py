@@ -814,7 +814,6 @@ class Store:
         sql = "SELECT * FROM llm_calls WHERE cycle = ? ORDER BY id"
         return list(self.db.query(sql, [cycle_id]))
 
-
     # -- cluster state (incremental cycles; clusterstate.py) -----------------------------
     # Every write here is a short transaction of its own, so intake never waits long.
 
@@ -995,9 +994,10 @@ class Store:
             for table in (*self.STATE_TABLES, "cluster_state", "evolve_memo"):
                 self.db.execute(f"DELETE FROM {table}")
 
-    def memo(self) -> dict[str, str]:
-        """Stage results earlier cycles kept (evolver.memo), by key."""
-        return dict(self.db.execute("SELECT key, value FROM evolve_memo"))
+    def memo_get(self, key: str) -> str | None:
+        """A stage result an earlier cycle kept (evolver.memo), or None."""
+        row = self.db.execute("SELECT value FROM evolve_memo WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
 
     def save_memo(self, added: Mapping[str, str], keep: Collection[str]) -> None:
         """Add stage results and drop those not in `keep` (no longer asked for)."""
@@ -1008,6 +1008,7 @@ class Store:
                 "INSERT OR REPLACE INTO evolve_memo (key, value) VALUES (?,?)",
                 sorted(added.items()),
             )
+
 
 _PROGRESS = "offset, line, inode, dev, fingerprint, bad_lines"
 

@@ -141,3 +141,17 @@ def test_profiles_round_trip_through_json():
         runs += [parse_record(r) for r in json.loads(AIRLINE.read_text())[:60]]
     found = [profile(r) for r in runs]
     assert decode_profiles(json.loads(json.dumps(encode_profiles(found)))) == found
+
+
+def test_a_pool_reads_only_the_runs_the_lessons_stage_keeps():
+    from evolver.checks import MAX_POOL, validated
+    from evolver.stages import Stages
+
+    runs = [with_operations(r) for r in synthetic(1400)]
+    groups, samples = groups_of(cluster(runs), k=400)
+    ids = [g.id for g in groups]
+    stages = Stages(groups, samples, Memo(), {})
+    kept = stages._kept_pool(ids)
+    whole = [r for cid in ids for r in samples[cid]]
+    assert len(whole) > MAX_POOL == len(kept)
+    assert validated(kept) == validated(whole)
