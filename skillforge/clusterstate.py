@@ -8,27 +8,27 @@ all runs, each feature's document frequency and the tools known to work. A cycle
 new runs (seq above the state's high water) once, in batches, and keeps only their digests:
 
 * a new run with a cluster already (a membership written before) stays in it;
-* else it joins the existing cluster whose centroid (from the feature counts, under the idf
-  of all runs) it is most similar to, as `evolver.cluster.cluster` does, or is grouped with
-  the other new runs left over (Louvain over their distinct feature sets);
+* else, as `evolver.cluster.cluster` decides, it joins the cluster most earlier runs with its
+  very features are in (`cluster_sets`), else the existing cluster whose centroid (from the
+  feature counts, under the idf of all runs) it is most similar to, or it is grouped with the
+  other new runs left over (Louvain over their distinct feature sets);
 * each touched cluster's figures are added to; its sample is redrawn only when it grows past
   a checkpoint (a quarter more runs), from the runs it gained since the last one.
 
-Merges of clusters with one intent (`evolver.pipeline.plan_merges`) are applied here. Nothing
-depends on the order of cycles: the state after any history of cycles is the one `rebuild`
-computes from the stored runs and their memberships, which the tests check.
+Merges of clusters with one intent (`evolver.pipeline.plan_merges`) are applied here; the
+evolve step over the state is `incremental.py`. Nothing depends on the order of cycles: the
+state after any history of cycles is the one `rebuild` computes from the stored runs and
+their memberships, which the tests check.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from evolver.changes import ChangeSet, SkillDoc
 from evolver.cluster import (
     centroid,
     characteristic,
@@ -40,25 +40,13 @@ from evolver.cluster import (
     most_common,
 )
 from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref, tally
-from evolver.hygiene import SkillUsage
-from evolver.memo import Memo
 from evolver.model import Trajectory
 from evolver.operations import with_operations
-from evolver.pipeline import MERGE_ROUNDS, EvolveParams, evolve_groups, plan_merges
-from evolver.stages import Stages
+from evolver.pipeline import EvolveParams
 
 from .store import Store
 
-__all__ = [
-    "ClusterRow",
-    "ClusterState",
-    "Evolved",
-    "StoredMemo",
-    "StoredSamples",
-    "evolve_state",
-    "evolve_stored",
-    "rebuild",
-]
+__all__ = ["ClusterRow", "ClusterState", "rebuild", "set_key"]
 
 VERSION = "1"  # of the state's layout and rules; another one is rebuilt
 
@@ -323,12 +311,10 @@ class ClusterState:
     def runs(self) -> int:
         return sum(row.tally.runs for row in self.rows.values())
 
-    def groups(
-        self, params: EvolveParams, previous: StoredSamples | None = None
-    ) -> tuple[list[Group], StoredSamples]:
-        """The clusters as the evolver takes them (biggest first), and their sample runs,
-        read from the store only when a stage asks. Oldest requests are read for the
-        clusters that may be eligible for a skill (only they are named)."""
+    def groups(self, params: EvolveParams) -> tuple[list[Group], dict[str, list[tuple[str, int]]]]:
+        """The clusters as the evolver takes them (biggest first), and each one's sample as
+        (run id, seq) by id, to read the runs by. Oldest requests are read for the clusters
+        that may be eligible for a skill (only they are named)."""
         weights = self.weights()
         rows = sorted(self.rows.values(), key=lambda r: (-r.tally.runs, r.id))
         named = {
@@ -346,90 +332,11 @@ class ClusterState:
             row.id: [(r.id, seq) for r, seq in sorted(row.sample.values(), key=_by_id)]
             for row in rows
         }
-        return groups, StoredSamples(self.store, order, previous)
+        return groups, order
 
 
 def _outcome(value: int | None) -> bool | None:
     return None if value is None else bool(value)
-
-
-class StoredSamples(Mapping[str, tuple[Trajectory, ...]]):
-    """Each cluster's sample runs (operations applied), read from the store on first ask;
-    `read` counts the runs read, for the tests."""
-
-    def __init__(
-        self,
-        store: Store,
-        order: Mapping[str, Sequence[tuple[str, int]]],
-        previous: StoredSamples | None = None,
-    ) -> None:
-        self.store = store
-        self.order = order  # cluster -> its sample's (run id, seq), by id
-        self.seqs = {cid: [seq for _, seq in pairs] for cid, pairs in order.items()}
-        self.read = previous.read if previous else 0
-        self._runs: dict[str, tuple[Trajectory, ...]] = {}
-        self._picked: dict[str, Trajectory] = dict(previous._picked) if previous else {}
-        if previous is not None:  # what was read before, for clusters with the same sample
-            for cid, runs in previous._runs.items():
-                if list(previous.seqs[cid]) == list(self.seqs.get(cid, ())):
-                    self._runs[cid] = runs
-
-    def __getitem__(self, cid: str) -> tuple[Trajectory, ...]:
-        if cid not in self._runs:
-            self._runs[cid] = tuple(self._read(self.order[cid]))
-        return self._runs[cid]
-
-    def _read(self, pairs: Sequence[tuple[str, int]]) -> list[Trajectory]:
-        missing = [seq for rid, seq in pairs if rid not in self._picked]
-        data = self.store.runs_by_seq(missing) if missing else {}
-        for rid, seq in pairs:
-            if rid not in self._picked:
-                raw = Trajectory.model_validate_json(data[seq])
-                self._picked[rid] = with_operations(raw)
-                self.read += 1
-        return [self._picked[rid] for rid, _ in pairs]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.seqs)
-
-    def __len__(self) -> int:
-        return len(self.seqs)
-
-    def pick(self, cid: str, ids: Collection[str]) -> list[Trajectory]:
-        """Some runs of a cluster's sample (by id, in its order), reading only those."""
-        if cid in self._runs:
-            return [r for r in self._runs[cid] if r.id in ids]
-        return self._read([(rid, seq) for rid, seq in self.order[cid] if rid in ids])
-
-
-class StoredMemo(MutableMapping[str, str]):
-    """The stage results earlier cycles kept, read from the store key by key as the evolver
-    asks (a cycle reads those of what it looks at, not all); new ones stay here until
-    `Evolved.save_memo`. Iterating gives the new ones."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.added: dict[str, str] = {}
-
-    def __getitem__(self, key: str) -> str:
-        found = self.added.get(key)
-        if found is None:
-            found = self.store.memo_get(key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
-    def __setitem__(self, key: str, value: str) -> None:
-        self.added[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.added[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.added)
-
-    def __len__(self) -> int:
-        return len(self.added)
 
 
 def rebuild(store: Store, params: EvolveParams) -> ClusterState:
@@ -441,69 +348,3 @@ def rebuild(store: Store, params: EvolveParams) -> ClusterState:
     state.advance(store.high_water() if first is None else first - 1)
     state._save([], Counter())  # the meta data, even for an empty store
     return state
-
-
-@dataclass
-class Evolved:
-    """A cycle's evolver result over the stored state, and what the proposal step needs:
-    the sample runs (read lazily), the memo to keep, how many runs, and clusters resampled."""
-
-    changeset: ChangeSet
-    runs: int
-    samples: StoredSamples
-    memo: Memo
-    resampled: int
-    fps: dict[str, str]  # each cluster's sample fingerprint (Group.fp)
-
-    def save_memo(self, store: Store) -> None:
-        """Keep the stage results this cycle asked for (new ones added, the rest dropped)."""
-        store.save_memo(dict(self.memo.saved), keep=self.memo.used)
-
-
-def evolve_stored(
-    store: Store,
-    library: Sequence[SkillDoc],
-    params: EvolveParams,
-    *,
-    upto: int,
-    usage: Mapping[str, SkillUsage] | None = None,
-    now: datetime | None = None,
-) -> Evolved:
-    """Take the runs up to `upto` into the state, merge what has one intent, evolve."""
-    state = ClusterState.current(store, params)
-    state.advance(upto)
-    return evolve_state(state, library, params, usage=usage, now=now)
-
-
-def evolve_state(
-    state: ClusterState,
-    library: Sequence[SkillDoc],
-    params: EvolveParams,
-    *,
-    usage: Mapping[str, SkillUsage] | None = None,
-    now: datetime | None = None,
-) -> Evolved:
-    """Merge the state's clusters that have one intent, and evolve it against `library`."""
-    store = state.store
-    memo = Memo(StoredMemo(store))
-    weights = state.weights()
-    groups, samples = state.groups(params)
-    for _ in range(MERGE_ROUNDS):
-        merges = plan_merges(groups, Stages(groups, samples, memo, weights), params)
-        if not merges:
-            break
-        state.merge(merges)
-        groups, samples = state.groups(params, previous=samples)
-    changeset = evolve_groups(
-        groups,
-        samples,
-        library,
-        params,
-        df=state.df,
-        known=frozenset(state.known),
-        usage=usage,
-        now=now,
-        memo=memo,
-    )
-    fps = {g.id: g.fp for g in groups}
-    return Evolved(changeset, state.runs, samples, memo, len(state.resampled), fps)

@@ -22,10 +22,11 @@ from evolver.model import Trajectory
 from evolver.pipeline import EvolveParams, evolve
 
 from . import host_sync, series
-from .clusterstate import ClusterState, Evolved, StoredSamples, evolve_state
+from .clusterstate import ClusterState
 from .config import Config
 from .files import write_atomically
 from .hosts import CodeHost, host_from_config
+from .incremental import Evolved, StoredSamples, evolve_state
 from .library import SKILL_FILES, CommitSpec, FileChange, LibraryRepo
 from .output import write_line
 from .pictures import write_pictures

@@ -13,7 +13,7 @@ import pytest
 from evolver.changes import ChangeSet
 from evolver.model import Outcome, ToolCall, Trajectory
 from evolver.pipeline import EvolveParams
-from skillforge import clusterstate, cycle
+from skillforge import cycle, incremental
 from skillforge.cli import main
 from skillforge.commands import rebuild as rebuild_command
 from skillforge.config import load
@@ -131,11 +131,11 @@ def family(name: str, start: int, n: int) -> list[Trajectory]:
     return [run(i, name, i % 3 != 0) for i in range(start, start + n)]
 
 
-def evolve_once(config, repo) -> tuple[ChangeSet, clusterstate.Evolved]:
+def evolve_once(config, repo) -> tuple[ChangeSet, incremental.Evolved]:
     """The evolver step of a cycle over the stored state, keeping its stage results."""
     params = EvolveParams(min_runs=config.min_runs, min_successes=config.min_successes)
     with Store(config.db_path) as store:
-        found = clusterstate.evolve_stored(
+        found = incremental.evolve_stored(
             store, repo.skills("main"), params, upto=store.high_water()
         )
         found.save_memo(store)
