@@ -126,7 +126,7 @@ _MIGRATIONS: list[tuple[str, str]] = [
     ("m009_cluster_state", """
         CREATE TABLE cluster_runs (
             seq BIGINT PRIMARY KEY, id TEXT NOT NULL, cluster TEXT NOT NULL,
-            success INTEGER, rank TEXT NOT NULL, task TEXT NOT NULL
+            success INTEGER, task BIGINT NOT NULL
         );
         CREATE INDEX cluster_runs_by_cluster ON cluster_runs (cluster, seq);
         CREATE TABLE cluster_stats (
@@ -140,6 +140,12 @@ _MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE feature_df (feature TEXT PRIMARY KEY, n BIGINT NOT NULL);
         CREATE TABLE cluster_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE evolve_memo (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """),
+    ("m010_cluster_sets", """
+        CREATE TABLE cluster_sets (
+            features TEXT NOT NULL, cluster TEXT NOT NULL, n BIGINT NOT NULL,
+            PRIMARY KEY (features, cluster)
+        );
         """),
 ]  # fmt: skip
 MIGRATIONS: list[tuple[str, str]] = [(name, _ddl(text)) for name, text in _MIGRATIONS]

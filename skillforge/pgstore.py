@@ -689,7 +689,9 @@ class PostgresStore:
     # -- cluster state (incremental cycles; clusterstate.py) -----------------------------
     # Every write here is a short transaction of its own, so intake never waits long.
 
-    STATE_TABLES = ("cluster_runs", "cluster_stats", "cluster_features", "feature_df")
+    STATE_TABLES = (
+        "cluster_runs", "cluster_stats", "cluster_features", "feature_df", "cluster_sets",
+    )  # fmt: skip
 
     def run_batches(
         self, after_seq: int, upto_seq: int, size: int = 500
@@ -755,16 +757,16 @@ class PostgresStore:
         )
 
     def add_cluster_runs(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Record runs' clusters: rows of (seq, id, cluster, success, rank, task); their
+        """Record runs' clusters: rows of (seq, id, cluster, success, task hash); their
         memberships go to cluster_members too, which the rest of skillforge reads."""
         for i in range(0, len(rows), 2000):
             part = [tuple(r) for r in rows[i : i + 2000]]
             with self._errors("record cluster runs"), self.transaction() as db:
                 db.cursor().executemany(
-                    "INSERT INTO cluster_runs (seq, id, cluster, success, rank, task)"
-                    " VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (seq) DO UPDATE SET id = excluded.id,"
+                    "INSERT INTO cluster_runs (seq, id, cluster, success, task)"
+                    " VALUES (%s,%s,%s,%s,%s) ON CONFLICT (seq) DO UPDATE SET id = excluded.id,"
                     " cluster = excluded.cluster, success = excluded.success,"
-                    " rank = excluded.rank, task = excluded.task",
+                    " task = excluded.task",
                     part,
                 )
                 db.cursor().executemany(
@@ -796,11 +798,18 @@ class PostgresStore:
         df: Mapping[str, int],
         meta: Mapping[str, str],
         dropped: Sequence[str] = (),
+        sets: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         """In one transaction: the rows of changed clusters, their feature counts (replaced),
-        changed document frequencies, clusters merged away, and the state's meta data."""
+        changed document frequencies, clusters merged away, runs added per (feature set,
+        cluster), and the state's meta data."""
         with self._errors("save cluster state"), self.transaction() as db:
             cur = db.cursor()
+            cur.executemany(
+                "INSERT INTO cluster_sets (features, cluster, n) VALUES (%s,%s,%s)"
+                " ON CONFLICT (features, cluster) DO UPDATE SET n = cluster_sets.n + excluded.n",
+                sorted(sets),
+            )
             for cid in dropped:
                 db.execute("DELETE FROM cluster_stats WHERE cluster = %s", [cid])
                 db.execute("DELETE FROM cluster_features WHERE cluster = %s", [cid])
@@ -835,9 +844,21 @@ class PostgresStore:
             for table in (*self.STATE_TABLES, "cluster_state", "evolve_memo"):
                 db.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
 
-    def memo(self) -> dict[str, str]:
-        """Stage results earlier cycles kept (evolver.memo), by key."""
-        return {r["key"]: r["value"] for r in self._rows("SELECT key, value FROM evolve_memo")}
+    def memo_get(self, key: str) -> str | None:
+        """A stage result an earlier cycle kept (evolver.memo), or None."""
+        rows = self._rows("SELECT value FROM evolve_memo WHERE key = %s", [key])
+        return rows[0]["value"] if rows else None
+
+    def cluster_sets(self, keys: Sequence[str]) -> dict[str, dict[str, int]]:
+        """For these feature sets (as `clusterstate.set_key` writes them): the clusters that
+        hold runs with them, and how many."""
+        out: dict[str, dict[str, int]] = {}
+        rows = self._rows(
+            "SELECT features, cluster, n FROM cluster_sets WHERE features = ANY(%s)", [list(keys)]
+        )
+        for row in rows:
+            out.setdefault(row["features"], {})[row["cluster"]] = row["n"]
+        return out
 
     def save_memo(self, added: Mapping[str, str], keep: Collection[str]) -> None:
         """Add stage results and drop those not in `keep` (no longer asked for)."""

@@ -470,10 +470,10 @@ def test_cluster_state_round_trips(store):
         f"run-{i}" for i in range(5)
     ]
     assert store.first_unassigned() == seqs[0]
-    rows = [(seq, f"run-{i}", "k1" if i < 3 else "k2", i % 2, f"r{i}", f"task {i}")
+    rows = [(seq, f"run-{i}", "k1" if i < 3 else "k2", i % 2, 1000 + i)
             for i, seq in enumerate(seqs)]  # fmt: skip
     store.add_cluster_runs(rows)
-    store.add_cluster_runs([(seqs[0], "run-0", "k2", 0, "r0", "task 0")])  # replaced
+    store.add_cluster_runs([(seqs[0], "run-0", "k2", 0, 1000)])  # replaced
     assert store.first_unassigned() is None
     assert store.memberships()["run-0"] == "k2"
     assert [c for b in store.run_batches(0, seqs[-1]) for _, _, c in b] == [
@@ -483,7 +483,7 @@ def test_cluster_state_round_trips(store):
     assert store.tasks_by_seq(seqs[:2]) == {seqs[0]: "cancel order W0", seqs[1]: "cancel order W1"}
     after = store.cluster_runs_after(["k1"], seqs[1], 5)
     assert after == [{"seq": seqs[2], "id": "run-2", "cluster": "k1", "success": 0,
-                      "rank": "r2", "task": "task 2"}]  # fmt: skip
+                      "task": 1002}]  # fmt: skip
     assert store.cluster_runs_after([], 0, 5) == []
     store.move_clusters(["k2"], "k1")
     assert set(store.memberships().values()) == {"k1"}
@@ -504,10 +504,14 @@ def test_cluster_state_round_trips(store):
     assert [r["seq"] for r in store.cluster_runs_after(["k1"], 0, 10)] == seqs[:3]
     store.save_memo({"x": "1", "y": "2"}, keep=())
     store.save_memo({"z": "3"}, keep={"x"})
-    assert store.memo() == {"x": "1", "z": "3"}
+    assert [store.memo_get(k) for k in "xyz"] == ["1", None, "3"]
+    store.save_cluster_state([], {}, {}, {}, sets=[("f1", "k3", 2), ("f2", "k3", 1)])
+    store.save_cluster_state([], {}, {}, {}, sets=[("f1", "k3", 1), ("f1", "k4", 1)])
+    assert store.cluster_sets(["f1", "f9"]) == {"f1": {"k3": 3, "k4": 1}}
     store.clear_cluster_state()
     assert (store.cluster_stats(), store.cluster_features(), store.feature_df()) == ([], {}, {})
-    assert (store.cluster_state_meta(), store.memo()) == ({}, {})
+    assert (store.cluster_state_meta(), store.memo_get("x")) == ({}, None)
+    assert store.cluster_sets(["f1"]) == {}
     assert store.cluster_runs_after(["k1"], 0, 10) == []
     assert len(store.memberships()) == 5  # memberships are kept
 
