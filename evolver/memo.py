@@ -21,6 +21,7 @@ from evolver.checks import Check, Measured, Profile
 from evolver.conditions import Condition, Fact
 from evolver.diagnose import Diagnosis, Lessons
 from evolver.examples import Example
+from evolver.redact import redact
 from evolver.synthesize import View
 
 __all__ = [
@@ -111,26 +112,29 @@ def decode_measured(data: Sequence[Any]) -> list[Measured]:
 
 
 def encode_profiles(found: Sequence[Profile]) -> list[Any]:
-    """Profiles as JSON; count, first, last and erred follow from ops and errors."""
+    """Profiles as JSON, without what a store must not hold: the request (`decode_profiles`
+    takes it back from the caller) and argument names that hold a secret (redacted, as they
+    are then everywhere: hit or miss, a cycle sees the decoded profile). Count, first, last
+    and erred follow from ops and errors."""
     return [
         {
             "ops": list(p.ops),
             "errors": sorted(p.errors),
-            "missing": sorted(p.missing),
-            "keys": sorted(p.keys),
+            "missing": sorted({(op, redact(key)) for op, key in p.missing}),
+            "keys": sorted({(op, redact(key)) for op, key in p.keys}),
             "repeated": sorted(p.repeated),
             "answer": p.answer,
             "facts": [[op, f.source, f.key, f.value] for op, f in sorted(p.facts)],
-            "task": p.task,
             "changes": sorted(p.changes),
         }
         for p in found
     ]
 
 
-def decode_profiles(data: Sequence[Any]) -> list[Profile]:
+def decode_profiles(data: Sequence[Any], tasks: Sequence[str]) -> list[Profile]:
+    """The profiles `encode_profiles` kept, with their runs' requests, in order."""
     out = []
-    for d in data:
+    for d, task in zip(data, tasks, strict=True):
         ops = tuple(d["ops"])
         first: dict[str, int] = {}
         last: dict[str, int] = {}
@@ -151,7 +155,7 @@ def decode_profiles(data: Sequence[Any]) -> list[Profile]:
                 repeated=frozenset(d["repeated"]),
                 answer=d["answer"],
                 facts=frozenset((f[0], Fact(f[1], f[2], f[3])) for f in d["facts"]),
-                task=d["task"],
+                task=task,
                 changes=frozenset(d["changes"]),
             )
         )

@@ -175,12 +175,14 @@ class Stages:
         found = self._profiles.get(run.id)
         if found is None:
             g = self.groups[self._group_of[run.id]]
+            tasks = getattr(self.samples, "tasks", None)
+            requests = tasks(g.id) if tasks else [r.task for r in self.runs(g)]
             profiles = self.memo(
                 "profiles",
                 [g.fp],
                 lambda: [profile(r) for r in self.runs(g)],
                 encode_profiles,
-                decode_profiles,
+                lambda data: decode_profiles(data, requests),
             )
             self._profiles.update({r.id: p for r, p in zip(g.sample, profiles, strict=True)})
             found = self._profiles[run.id]

@@ -69,6 +69,13 @@ class StoredSamples(Mapping[str, tuple[Trajectory, ...]]):
     def __len__(self) -> int:
         return len(self.seqs)
 
+    def tasks(self, cid: str) -> list[str]:
+        """The requests of a cluster's sample runs, in its order, without reading the runs."""
+        if cid in self._runs:
+            return [r.task for r in self._runs[cid]]
+        found = self.store.tasks_by_seq(self.seqs[cid])
+        return [found[seq] for seq in self.seqs[cid]]
+
     def pick(self, cid: str, ids: Collection[str]) -> list[Trajectory]:
         """Some runs of a cluster's sample (by id, in its order), reading only those."""
         if cid in self._runs:
