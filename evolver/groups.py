@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 SAMPLE_SIZE = 200  # runs of a cluster any stage reads
-ANCHORS = 150  # a cluster's oldest requests kept for naming other clusters against
+ANCHORS = 150  # a cluster's oldest requests: what it is named from, and others against
 _MASK = (1 << 64) - 1
 
 
@@ -179,7 +179,9 @@ def tally(run: Trajectory) -> Tally:
 class Group:
     """A cluster for a cycle: its id, keywords and tools, how many of its runs have each
     feature (`counts`), the `Tally` of all its runs, a `sample` of them (at most k, sorted by
-    id; all of them when the cluster is small) and its oldest requests (`anchors`)."""
+    id; all of them when the cluster is small) and its oldest requests (`anchors`, at most
+    ANCHORS): a cluster is named from them, and contrasted with other clusters' by them, so
+    its name does not drift as it grows, nor move when another cluster is resampled."""
 
     id: str
     keywords: tuple[str, ...]

@@ -51,7 +51,7 @@ from evolver.synthesize import (
     View,
     candidate_names_from,
     legacy_names_from,
-    naming_tasks,
+    naming_requests,
     view,
 )
 
@@ -93,8 +93,8 @@ class Stages:
     def intent(self, g: Group, background: Sequence[str]) -> tuple[str, str]:
         found = self.memo(
             "intent",
-            [g.fp, digest(list(background))],
-            lambda: list(intent(naming_tasks(self.runs(g)), background)),
+            [digest(list(g.anchors)), digest(list(background))],
+            lambda: list(intent(naming_requests(g.anchors), background)),
         )
         return (found[0], found[1])
 
@@ -106,8 +106,8 @@ class Stages:
     def candidate_names(self, g: Group, background: Sequence[str]) -> list[str]:
         base = self.memo(
             "intent-name",
-            [g.fp, digest(list(background))],
-            lambda: intent_name(naming_tasks(self.runs(g)), background),
+            [digest(list(g.anchors)), digest(list(background))],
+            lambda: intent_name(naming_requests(g.anchors), background),
         )
         return candidate_names_from(base, self.terms(g))
 
@@ -122,8 +122,8 @@ class Stages:
     def derive_name(self, g: Group, background: Sequence[str], taken: Collection[str]) -> str:
         return self.memo(
             "derive-name",
-            [g.fp, digest(list(background)), sorted(taken)],
-            lambda: intent_name(naming_tasks(self.runs(g)), background, taken),
+            [digest(list(g.anchors)), digest(list(background)), sorted(taken)],
+            lambda: intent_name(naming_requests(g.anchors), background, taken),
         )
 
     # --- lessons and diagnoses ---------------------------------------------------------------

@@ -60,6 +60,7 @@ __all__ = [  # the evidence helpers (error_patterns, evidence, fingerprint) live
     "derive_name",
     "legacy_names",
     "legacy_names_from",
+    "naming_requests",
     "describe",
     "render_block",
     "synthesize",
@@ -157,7 +158,12 @@ def naming_tasks(runs: Sequence[Trajectory], limit: int = MAX_NAMING_TASKS) -> l
     """Distinct requests of some runs, at most `limit`, picked by a hash so the same runs give
     the same pick in any order (naming reads each request closely; a sample says the same),
     without the parts that read as instructions, a command or a link: no name comes of them."""
-    distinct = sorted({r.task for r in runs})
+    return naming_requests([r.task for r in runs], limit)
+
+
+def naming_requests(tasks: Sequence[str], limit: int = MAX_NAMING_TASKS) -> list[str]:
+    """`naming_tasks` from the requests themselves."""
+    distinct = sorted(set(tasks))
     if len(distinct) > limit:
         distinct = sorted(distinct, key=lambda t: hashlib.sha256(t.encode()).digest())[:limit]
     return [strip_injected(t) if looks_injected(t) else t for t in distinct]
