@@ -64,7 +64,7 @@ _STOPWORDS_TEXT = """
     agent agents conversation
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-_TOKEN = re.compile(r"\w+")
+_WORD = re.compile(r"\b[^\W\d]{2,}\b")  # a whole \w+ token of two or more, no decimal digit
 _PLACEHOLDER = re.compile(r"\[REDACTED:[a-z-]+\]")
 
 
@@ -111,9 +111,12 @@ def task_tokens(text: str) -> frozenset[str]:
     """Distinct content words of a task: lowercase, no stopwords, digits, short tokens or names."""
     clean = _PLACEHOLDER.sub(" ", redact(text or ""))
     out: set[str] = set()
-    for match in _TOKEN.finditer(clean):
-        tok = match.group(0).lower()
-        if len(tok) < 3 or tok in STOPWORDS or any(c.isdigit() for c in tok):
+    for match in _WORD.finditer(clean):  # every \w+ token but those with a decimal digit
+        word = match.group(0)
+        tok = word.lower()
+        if len(tok) < 3 or tok in STOPWORDS:
+            continue
+        if not word.isascii() and any(c.isdigit() for c in tok):  # '²' is a digit, not \d
             continue
         if not _proper(match, clean):
             out.add(_stem(tok))

@@ -122,3 +122,35 @@ def test_mermaid_is_safe_and_bounded() -> None:
         assert line.count('"') % 2 == 0
     small = to_mermaid(tool_graph(synthetic(200)), max_edges=5)
     assert sum("-->" in line for line in small.splitlines()) == 5
+
+
+def test_task_tokens_are_those_of_every_word_token_read_one_by_one() -> None:
+    """task_tokens matches only word tokens without a decimal digit: the same words as reading
+    every \\w+ token and dropping those with a digit, short ones, stopwords and names."""
+    import json
+    import random
+    import re
+
+    from evolver.cluster import _PLACEHOLDER, STOPWORDS, _proper, _stem
+    from evolver.redact import redact
+    from tests.evolver.conftest import AIRLINE
+
+    def reference(text: str) -> frozenset[str]:
+        clean = _PLACEHOLDER.sub(" ", redact(text or ""))
+        out = set()
+        for match in re.finditer(r"\w+", clean):
+            tok = match.group(0).lower()
+            if len(tok) < 3 or tok in STOPWORDS or any(c.isdigit() for c in tok):
+                continue
+            if not _proper(match, clean):
+                out.add(_stem(tok))
+        return frozenset(out)
+
+    texts = ["", "İİ İs ab abc x²yz café_2 _foo foo_bar ①② Straße ÆØÅ naïve 42nd 3D models"]
+    if AIRLINE.exists():
+        texts += [r["info"]["task"]["instruction"] for r in json.loads(AIRLINE.read_text())]
+    rng = random.Random(5)
+    alphabet = "aZ9_ -.,İı²①éß\n\"'(:"
+    texts += ["".join(rng.choice(alphabet) for _ in range(60)) for _ in range(3000)]
+    for text in texts:
+        assert task_tokens(text) == reference(text), text
