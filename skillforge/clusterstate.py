@@ -13,7 +13,7 @@ new runs (seq above the state's high water) once, in batches, and keeps only the
   feature counts, under the idf of all runs) it is most similar to, or it is grouped with the
   other new runs left over (Louvain over their distinct feature sets);
 * each touched cluster's figures are added to; its sample is redrawn only when it grows past
-  a checkpoint (a quarter more runs), from the runs it gained since the last one.
+  a checkpoint (half as many runs more), from the runs it gained since the last one.
 
 Merges of clusters with one intent (`evolver.pipeline.plan_merges`) are applied here; the
 evolve step over the state is `incremental.py`. Nothing depends on the order of cycles: the
@@ -48,7 +48,7 @@ from .store import Store
 
 __all__ = ["ClusterRow", "ClusterState", "rebuild", "set_key"]
 
-VERSION = "1"  # of the state's layout and rules; another one is rebuilt
+VERSION = "2"  # of the state's layout and rules; another one is rebuilt
 
 
 @dataclass

@@ -18,15 +18,15 @@ from tests.evolver.conftest import refund_runs, shipping_runs, synthetic
 from tests.evolver.conftest import run as make_run
 
 
-def test_checkpoints_step_up_by_a_quarter_and_never_pass_the_size():
-    assert [checkpoint(n, 8) for n in (0, 5, 8, 9, 10, 11, 12, 13, 16, 40)] == [
-        0, 5, 8, 8, 10, 10, 10, 13, 13, 35,
+def test_checkpoints_step_up_by_half_and_never_pass_the_size():
+    assert [checkpoint(n, 8) for n in (0, 5, 8, 9, 11, 12, 17, 18, 26, 27, 40)] == [
+        0, 5, 8, 8, 8, 12, 12, 18, 18, 27, 27,
     ]  # fmt: skip
     sizes = [checkpoint(n, 200) for n in range(1, 5000)]
     assert sizes == sorted(sizes) and all(
         s <= n for n, s in zip(range(1, 5000), sizes, strict=True)
     )
-    assert len(set(sizes[199:])) < 20  # a 5,000-run cluster was resampled a dozen times
+    assert len(set(sizes[199:])) == 8  # a 5,000-run cluster was resampled 7 times
 
 
 def test_the_bottom_of_bottoms_is_the_bottom_of_the_union():
