@@ -160,6 +160,10 @@ class Transitions:
                 mine[i] += n
         return self
 
+    def add_run(self, run: Trajectory) -> Transitions:
+        """Add one run's share (in place, as `add(transitions(run))`); returns self."""
+        return _add_run(self, run)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "nodes": {k: list(v) for k, v in sorted(self.nodes.items())},
@@ -197,8 +201,14 @@ class Transitions:
 
 def transitions(run: Trajectory) -> Transitions:
     """One run's share of the tool graph (see `Transitions`)."""
+    return Transitions().add_run(run)
+
+
+def _add_run(graph: Transitions, run: Trajectory) -> Transitions:
     calls = run.tool_calls
-    nodes: dict[str, list[int]] = {START: [1, 0], END: [1, 0]}
+    nodes = graph.nodes
+    for name in (START, END):
+        nodes.setdefault(name, [0, 0])[0] += 1
     for call in calls:
         node = nodes.setdefault(call.name, [0, 0])
         node[0] += 1
@@ -206,12 +216,19 @@ def transitions(run: Trajectory) -> Transitions:
     names = [START] + [c.name for c in calls] + [END]
     flags = [False] + [c.error for c in calls] + [False]
     ok, failed = int(run.succeeded is True), int(run.succeeded is False)
-    edges: dict[tuple[str, str], list[int]] = {}
+    mine: dict[tuple[str, str], list[int]] = {}  # this run's edges: it counts once per edge
     for pos in range(1, len(names)):
-        edge = edges.setdefault((names[pos - 1], names[pos]), [0, 1, ok, failed, 0])
+        edge = mine.setdefault((names[pos - 1], names[pos]), [0, 1, ok, failed, 0])
         edge[0] += 1
         edge[4] += int(flags[pos])
-    return Transitions(nodes, edges)
+    for key, counts in mine.items():
+        total = graph.edges.get(key)
+        if total is None:
+            graph.edges[key] = counts
+        else:
+            for i, n in enumerate(counts):
+                total[i] += n
+    return graph
 
 
 def _label(name: str) -> str:

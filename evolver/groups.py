@@ -26,7 +26,7 @@ from typing import Any
 
 from evolver.cluster import Cluster, features
 from evolver.diagnose import task_key
-from evolver.graph import Transitions, transitions
+from evolver.graph import Transitions
 from evolver.model import Trajectory
 
 __all__ = [
@@ -133,6 +133,10 @@ class Tally:
         self.graph.add(other.graph)
         return self
 
+    def add_run(self, run: Trajectory) -> Tally:
+        """Add one run's figures (in place, as `add(tally(run))`); returns self."""
+        return _add_run(self, run)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "runs": self.runs,
@@ -159,22 +163,27 @@ class Tally:
 
 def tally(run: Trajectory) -> Tally:
     """One run's `Tally`."""
+    return Tally().add_run(run)
+
+
+def _add_run(total: Tally, run: Trajectory) -> Tally:
     ok, failed = run.succeeded is True, run.succeeded is False
     digest = hashlib.sha256(json.dumps([run.id, run.succeeded]).encode()).hexdigest()
-    loaded: dict[str, list[int]] = {}
+    total.runs += 1
+    total.successes += ok
+    total.failures += failed
+    total.fold = (total.fold + int(digest[:16], 16)) & _MASK
     first = run.skills[0].name if run.skills else None
-    for name in sorted({s.name for s in run.skills}):
-        known = int(run.succeeded is not None)
-        loaded[name] = [1, known, int(ok), int(failed and name == first)]
-    return Tally(
-        runs=1,
-        successes=int(ok),
-        failures=int(failed),
-        fold=int(digest[:16], 16),
-        loaded=loaded,
-        failed_unloaded=int(failed and not run.skills),
-        graph=transitions(run),
-    )
+    known = int(run.succeeded is not None)
+    for name in {s.name for s in run.skills}:
+        counts = total.loaded.setdefault(name, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += known
+        counts[2] += ok
+        counts[3] += failed and name == first
+    total.failed_unloaded += failed and not run.skills
+    total.graph.add_run(run)
+    return total
 
 
 @dataclass(frozen=True)

@@ -39,14 +39,14 @@ from evolver.cluster import (
     join_existing,
     most_common,
 )
-from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref, tally
-from evolver.model import Trajectory
+from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref
+from evolver.model import SUCCESS_REWARD, LoadedSkill, Outcome, ToolCall, Trajectory
 from evolver.operations import with_operations
 from evolver.pipeline import EvolveParams
 
 from .store import Store
 
-__all__ = ["ClusterRow", "ClusterState", "rebuild", "set_key"]
+__all__ = ["ClusterRow", "ClusterState", "digest_run", "rebuild", "set_key"]
 
 VERSION = "2"  # of the state's layout and rules; another one is rebuilt
 
@@ -106,6 +106,51 @@ class _Bucket:
     first_id: str = ""
 
 
+def digest_run(data: str, run_id: str) -> Trajectory:
+    """A stored run as the cluster state reads it: its request, outcome, loaded skills,
+    metadata and tool calls, built without validating what was validated when it arrived,
+    and without its messages (half a run's bytes, which the state never reads). The two
+    validators whose effect the state reads are applied: an error text makes a call failed,
+    a reward of 1 makes a run a success. A test checks that every digest is the same as of
+    the validated run."""
+    raw = json.loads(data)
+    calls = []
+    for step in raw.get("steps") or ():
+        if step.get("type") != "tool_call":
+            continue
+        error_text = step.get("error_text")
+        calls.append(
+            ToolCall.model_construct(
+                id=step.get("id"),
+                name=step["name"],
+                arguments=step.get("arguments", {}),
+                result=step.get("result"),
+                error=bool(step.get("error")) or bool(error_text),
+                error_text=error_text,
+            )
+        )
+    outcome = raw.get("outcome")
+    if outcome is not None:
+        success, reward = outcome.get("success"), outcome.get("reward")
+        if success is None and reward is not None:
+            success = reward >= SUCCESS_REWARD
+        outcome = Outcome.model_construct(
+            success=success, reward=reward, reason=outcome.get("reason")
+        )
+    return Trajectory.model_construct(
+        id=run_id,
+        agent=raw.get("agent"),
+        task=raw["task"],
+        steps=calls,
+        outcome=outcome,
+        skills=[
+            LoadedSkill.model_construct(name=s["name"], version=s.get("version"))
+            for s in raw.get("skills") or ()
+        ],
+        metadata=raw.get("metadata") or {},
+    )
+
+
 def set_key(feats: frozenset[str]) -> str:
     """A feature set as the store keeps it."""
     return json.dumps(sorted(feats))
@@ -151,15 +196,15 @@ class ClusterState:
         interned: dict[frozenset[str], frozenset[str]] = {}
         df_new: Counter[str] = Counter()
         for batch in self.store.run_batches(self.upto, upto):
-            for seq, data, prior in batch:
-                run = with_operations(Trajectory.model_validate_json(data))
+            for seq, run_id, data, prior in batch:
+                run = with_operations(digest_run(data, run_id))
                 found = features(run)
                 feats = interned.setdefault(found, found)
                 key = (prior, feats)
                 bucket = buckets.get(key)
                 if bucket is None:
                     bucket = buckets[key] = _Bucket(first_id=run.id)
-                bucket.tally.add(tally(run))
+                bucket.tally.add_run(run)
                 bucket.runs += 1
                 bucket.first_id = min(bucket.first_id, run.id)
                 df_new.update(feats)

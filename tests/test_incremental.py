@@ -182,3 +182,56 @@ def test_rebuild_on_an_empty_store_and_after_a_cycle(tmp_path, capsys):
     assert main(["--home", str(config.home), "rebuild"]) == 0
     said = capsys.readouterr().out
     assert "12 runs in 1 clusters" in said and "3 newer runs have no cluster yet" in said
+
+
+def test_the_state_reads_each_stored_run_as_its_validated_form_reads():
+    """`digest_run` skips validation and messages: every figure the state keeps of a run is
+    the same as of the run validated in full, for stored dumps and raw lines alike."""
+    from evolver.checks import task_key as checks_task_key
+    from evolver.cluster import features
+    from evolver.groups import ref, tally
+    from evolver.operations import with_operations
+    from skillforge.clusterstate import digest_run
+    from tests.reliability.test_secrets_everywhere import planted_runs
+
+    texts = [t.model_dump_json() for t in _corpus_runs()]
+    texts += [json.dumps(r) for r in planted_runs()]
+    texts += [
+        json.dumps(r)
+        for r in (
+            {"id": "a", "task": "Refund 3", "outcome": {"reward": 1.0}, "steps": [
+                {"type": "tool_call", "name": "refund", "error_text": "closed"},
+                {"type": "tool_call", "name": "bash", "arguments": {"command": "pytest -x"}},
+                {"type": "tool_call", "name": "sql", "arguments": "SELECT 1"},
+                {"type": "message", "role": "assistant", "text": "done"}]},
+            {"id": "b", "task": "t", "outcome": {"reward": 0.5}, "metadata": {"task_id": 7},
+             "skills": [{"name": "s-1"}, {"name": "s-2", "version": "3"}]},
+            {"id": "c", "task": "no outcome, no steps"},
+        )
+    ]  # fmt: skip
+    assert len(texts) > 500
+    for text in texts:
+        full = with_operations(Trajectory.model_validate_json(text))
+        light = with_operations(digest_run(text, full.id))
+        assert features(light) == features(full)
+        assert tally(light).to_json() == tally(full).to_json()
+        assert ref(light) == ref(full) and checks_task_key(light) == checks_task_key(full)
+        assert [(c.name, c.error, c.arguments, c.result) for c in light.tool_calls] == [
+            (c.name, c.error, c.arguments, c.result) for c in full.tool_calls
+        ]
+        assert (light.succeeded, light.skills, light.metadata) == (
+            full.succeeded,
+            full.skills,
+            full.metadata,
+        )
+
+
+def _corpus_runs() -> list[Trajectory]:
+    from tests.conftest import AIRLINE
+
+    runs = []
+    if AIRLINE.exists():
+        runs += [parse_record(r) for r in json.loads(AIRLINE.read_text())]
+    for path in sorted(TAU2.glob("*.json")):
+        runs += [parse_record(r) for r in records_in_document(json.loads(path.read_bytes()))]
+    return runs
