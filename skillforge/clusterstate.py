@@ -40,7 +40,14 @@ from evolver.cluster import (
     most_common,
 )
 from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref
-from evolver.model import SUCCESS_REWARD, LoadedSkill, Outcome, ToolCall, Trajectory
+from evolver.model import (
+    SUCCESS_REWARD,
+    LoadedSkill,
+    Outcome,
+    ToolCall,
+    Trajectory,
+    content_id,
+)
 from evolver.operations import with_operations
 from evolver.pipeline import EvolveParams
 
@@ -106,13 +113,13 @@ class _Bucket:
     first_id: str = ""
 
 
-def digest_run(data: str, run_id: str) -> Trajectory:
+def digest_run(data: str) -> Trajectory:
     """A stored run as the cluster state reads it: its request, outcome, loaded skills,
     metadata and tool calls, built without validating what was validated when it arrived,
     and without its messages (half a run's bytes, which the state never reads). The two
     validators whose effect the state reads are applied: an error text makes a call failed,
-    a reward of 1 makes a run a success. A test checks that every digest is the same as of
-    the validated run."""
+    a reward of 1 makes a run a success, a record without an id has its content's. A test
+    checks that every digest is the same as of the validated run."""
     raw = json.loads(data)
     calls = []
     for step in raw.get("steps") or ():
@@ -138,7 +145,7 @@ def digest_run(data: str, run_id: str) -> Trajectory:
             success=success, reward=reward, reason=outcome.get("reason")
         )
     return Trajectory.model_construct(
-        id=run_id,
+        id=raw.get("id") or content_id(raw),
         agent=raw.get("agent"),
         task=raw["task"],
         steps=calls,
@@ -196,8 +203,8 @@ class ClusterState:
         interned: dict[frozenset[str], frozenset[str]] = {}
         df_new: Counter[str] = Counter()
         for batch in self.store.run_batches(self.upto, upto):
-            for seq, run_id, data, prior in batch:
-                run = with_operations(digest_run(data, run_id))
+            for seq, data, prior in batch:
+                run = with_operations(digest_run(data))
                 found = features(run)
                 feats = interned.setdefault(found, found)
                 key = (prior, feats)

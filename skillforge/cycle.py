@@ -113,7 +113,7 @@ def _evolve_and_propose(
     )
     new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
     stored: Evolved | None = None
-    if isinstance(store, Store):  # the stored cluster state: new runs are all it reads
+    if hasattr(store, "save_cluster_state"):  # the cluster state: new runs are all it reads
         state = ClusterState.current(store, params)
         state.advance(high_water)
         say(f"cycle {cycle_id}: {state.runs} trajectories ({new} new)")
@@ -126,7 +126,7 @@ def _evolve_and_propose(
         def runs_of(cluster: str) -> Sequence[Trajectory]:
             return samples.get(cluster, ())
 
-    else:  # a store without cluster state (PostgreSQL): every run, every cycle
+    else:  # a store without cluster state: every run, every cycle
         trajectories = list(store.trajectories(upto_seq=high_water))
         total = len(trajectories)
         say(f"cycle {cycle_id}: {total} trajectories ({new} new)")

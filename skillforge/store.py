@@ -827,18 +827,18 @@ class Store:
 
     def run_batches(
         self, after_seq: int, upto_seq: int, size: int = 500
-    ) -> Iterator[list[tuple[int, str, str, str | None]]]:
+    ) -> Iterator[list[tuple[int, str, str | None]]]:
         """Stored runs with after_seq < seq <= upto_seq in arrival order, `size` at a time:
-        (seq, id, JSON, cluster id of its membership or None). One batch in memory at a time."""
+        (seq, JSON, cluster id of its membership or None). One batch in memory at a time."""
         sql = (
-            "SELECT t.seq, t.id, t.data, m.cluster FROM trajectories t LEFT JOIN cluster_members"
-            " m ON m.trajectory = t.id WHERE t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?"
+            "SELECT t.seq, t.data, m.cluster FROM trajectories t LEFT JOIN cluster_members m"
+            " ON m.trajectory = t.id WHERE t.seq > ? AND t.seq <= ? ORDER BY t.seq LIMIT ?"
         )
         while True:
             rows = self.db.execute(sql, [after_seq, upto_seq, size]).fetchall()
             if not rows:
                 return
-            yield [(r[0], r[1], r[2], r[3]) for r in rows]
+            yield [(r[0], r[1], r[2]) for r in rows]
             after_seq = rows[-1][0]
 
     def first_unassigned(self) -> int | None:

@@ -207,12 +207,14 @@ def test_the_state_reads_each_stored_run_as_its_validated_form_reads():
             {"id": "b", "task": "t", "outcome": {"reward": 0.5}, "metadata": {"task_id": 7},
              "skills": [{"name": "s-1"}, {"name": "s-2", "version": "3"}]},
             {"id": "c", "task": "no outcome, no steps"},
+            {"task": "no id: the record's content hash is its id", "metadata": {"k": [1, 2]}},
         )
     ]  # fmt: skip
     assert len(texts) > 500
     for text in texts:
         full = with_operations(Trajectory.model_validate_json(text))
-        light = with_operations(digest_run(text, full.id))
+        light = with_operations(digest_run(text))
+        assert light.id == full.id
         assert features(light) == features(full)
         assert tally(light).to_json() == tally(full).to_json()
         assert ref(light) == ref(full) and checks_task_key(light) == checks_task_key(full)
