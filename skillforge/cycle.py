@@ -112,6 +112,7 @@ def _evolve_and_propose(
         min_runs=config.min_runs, min_successes=config.min_successes, unused_days=config.unused_days
     )
     new = store.count("trajectories", "seq > ? AND seq <= ?", [evolved, high_water])
+    say(f"cycle {cycle_id}: reading {new} new trajectories")
     stored: Evolved | None = None
     if hasattr(store, "save_cluster_state"):  # the cluster state: new runs are all it reads
         state = ClusterState.current(store, params)
