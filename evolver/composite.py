@@ -15,6 +15,7 @@ from evolver.changes import Evidence, SkillChange, SkillDoc
 from evolver.graph import is_helper, tool_path
 from evolver.graph_patterns import Composite, composites
 from evolver.model import Trajectory
+from evolver.redact import sanitize_inline
 from evolver.skillbody import argument_keys, code, guidance_of, plural
 from evolver.skilldoc import parse, render, replace_managed_block, slugify
 
@@ -60,11 +61,15 @@ def functional_from(
 ) -> list[FunctionalSkill]:
     """`functional_skills` from composites already found (`graph_patterns.composites_from`)."""
     ours = {name for name, doc in (library or {}).items() if _is_functional(doc)}
-    found = []
+    found: list[FunctionalSkill] = []
     for comp in found_composites:
         if any(is_helper(t) for t in comp.tools):
             continue
-        base = _base(comp)
+        if any(_overlaps(comp.tools, f.tools) for f in found):
+            continue  # steps 1-3 and 1-5 of one path are one skill, not two near-duplicates
+        base, legacy = _base(comp), _legacy_base(comp)
+        if legacy in ours and base not in ours:
+            base = legacy  # named before names ran first-to-last: keep the library's name
         name = base if base in ours else _name(base, taken)
         taken.add(name)
         found.append(FunctionalSkill(name, comp.tools, comp.clusters, comp.runs, comp.confidence))
@@ -82,7 +87,22 @@ def _is_functional(doc: SkillDoc) -> bool:
 
 
 def _base(comp: Composite) -> str:
+    """`a-then-b` for two steps, `a-to-z` (first to last) for more: a name that reads, never
+    one cut off in the middle of the stretch."""
+    first, last = slugify(comp.tools[0], 28), slugify(comp.tools[-1], 28)
+    joint = "then" if len(comp.tools) == 2 else "to"
+    return slugify(f"{first}-{joint}-{last}", 58) or "shared-steps"
+
+
+def _legacy_base(comp: Composite) -> str:
+    """The name earlier releases gave: every step joined by `-then-`, cut at 58 characters."""
     return slugify("-then-".join(comp.tools), 58) or "shared-steps"
+
+
+def _overlaps(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether one stretch of steps lies inside the other."""
+    short, long = (a, b) if len(a) <= len(b) else (b, a)
+    return _contains(long, short)
 
 
 def _name(base: str, taken: set[str]) -> str:
@@ -129,10 +149,10 @@ def functional_changes(
                     STEPS_KEY: steps,
                 },
             }
-            title = " then ".join(f.tools)
+            title = " → ".join(code(t, 40) for t in f.tools)
             intro = (
-                f"# {title}\n\nA functional skill: a stretch of steps that several task-level "
-                "skills share. Edit anywhere outside the skillforge markers.\n"
+                f"# Shared steps: {title}\n\nA functional skill: a stretch of steps that several "
+                "task-level skills share. Edit anywhere outside the skillforge markers.\n"
             )
             content, action = render(frontmatter, replace_managed_block(intro, block)), "create"
         else:
@@ -183,7 +203,7 @@ def _summary(action: str, f: FunctionalSkill) -> str:
 
 
 def _description(f: FunctionalSkill) -> str:
-    steps = ", then ".join(f.tools)
+    steps = ", then ".join(sanitize_inline(t, 40) for t in f.tools)
     return (
         (
             f"Shared steps: {steps}. Use when a task needs these calls in this order; several "

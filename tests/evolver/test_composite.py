@@ -82,3 +82,38 @@ def test_a_stretch_in_one_group_only_or_of_helper_tools_is_not_a_functional_skil
     ]
     names = {c.skill for c in evolve(refunds + thinking, []).changes}
     assert not any("-then-" in name for name in names)
+
+
+LONG = ["search_code", "identify_code", "plan_code_change", "edit_code", "run_tests"]
+
+
+def two_coding_groups() -> list[Trajectory]:
+    """Two task groups whose runs share a five-step stretch, then end differently."""
+    ends = (("a", "fix the parser crash", "finish"), ("b", "add a cli flag", "submit"))
+    return [run(f"{g}{i}", task, [*LONG, last]) for g, task, last in ends for i in range(6)]
+
+
+def test_a_long_shared_stretch_is_named_first_to_last_and_written_once():
+    groups = two_coding_groups()
+    functional = [c for c in evolve(groups, []).changes if "functional" in c.content]
+    names = [c.skill for c in functional]
+    # one skill for the stretch (not also one for each of its parts), named for its ends
+    assert names == ["search-code-to-run-tests"], names
+    change = functional[0]
+    assert "# Shared steps: `search_code` → `identify_code`" in change.content
+    assert problems(change.content, change.skill) == []
+
+
+def test_a_functional_skill_named_by_an_earlier_release_keeps_its_name():
+    groups = two_coding_groups()
+    first = evolve(groups, [])
+    old = "search-code-then-identify-code-then-plan-code-change-then"
+    library = [
+        SkillDoc(
+            name=old if c.skill == "search-code-to-run-tests" else c.skill,
+            text=c.content.replace("name: search-code-to-run-tests", f"name: {old}"),
+        )
+        for c in first.changes
+    ]
+    names = {c.skill for c in evolve(groups, library).changes}
+    assert "search-code-to-run-tests" not in names  # no second copy beside the old one
