@@ -52,7 +52,16 @@ from pathlib import Path
 from typing import Any
 
 from evolver.changes import SkillDoc
-from evolver.evaluate import NAIVE, Report, auroc, choose_threshold, convergence, evaluate
+from evolver.evaluate import (
+    NAIVE,
+    Report,
+    auroc,
+    blind,
+    choose_threshold,
+    convergence,
+    evaluate,
+    naive_ends_clean,
+)
 from evolver.model import Trajectory
 from evolver.pipeline import evolve
 from skillforge import cli
@@ -459,17 +468,19 @@ def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
     )
 
 
-def fold_aurocs(fold: Fold) -> tuple[int, float, dict[str, float]] | None:
-    """One fold, figures only: held-out runs matched, compliance AUROC, naive AUROCs."""
+def fold_aurocs(fold: Fold) -> tuple[int, float, dict[str, float], float] | None:
+    """One fold, figures only: held-out runs matched, compliance AUROC, naive AUROCs, and the
+    AUROC of "the last call succeeded" alone (shown beside them, not one of them)."""
     library = library_from([i.run for i in fold.train])
     runs = [i.run for i in fold.test]
     rows = matched_rows(evaluate(library, runs), runs)
     labels = [y for _, _, y in rows]
     ours = auroc([c for c, _, _ in rows], labels)
     naive = {k: auroc([f(r) for _, r, _ in rows], labels) for k, f in NAIVE.items()}
-    if ours is None or any(v is None for v in naive.values()):
+    ends = auroc([naive_ends_clean(blind(r)) for _, r, _ in rows], labels)
+    if ours is None or ends is None or any(v is None for v in naive.values()):
         return None
-    return len(rows), ours, {k: v for k, v in naive.items() if v is not None}
+    return len(rows), ours, {k: v for k, v in naive.items() if v is not None}, ends
 
 
 def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
@@ -477,7 +488,7 @@ def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
     AUROC and of the best naive predictor's, and the margin; prints one line per corpus."""
     print(
         f"{'CORPUS':<17} {'SPLIT':<6} {'FOLDS':>5} {'RUNS':>6} {'AUROC':>6} {'NO-ERR':>6} "
-        f"{'FEWER':>6} {'BEST':>6} {'MARGIN':>7} {'AHEAD':>6}"
+        f"{'FEWER':>6} {'BEST':>6} {'MARGIN':>7} {'AHEAD':>6} {'END-OK':>6}"
     )
     for name, (path, default) in CORPORA.items():
         if only and name not in only:
@@ -492,15 +503,16 @@ def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
         if not got:
             print(f"{name:<17} {how:<6} no fold with both outcomes")
             continue
-        mean = statistics.mean(a for _, a, _ in got)
-        naive = {k: statistics.mean(n[k] for _, _, n in got) for k in NAIVE}
-        best = statistics.mean(max(n.values()) for _, _, n in got)
-        ahead = sum(1 for _, a, n in got if a > max(n.values()))
-        runs = sum(r for r, _, _ in got)
+        mean = statistics.mean(a for _, a, _, _ in got)
+        naive = {k: statistics.mean(n[k] for _, _, n, _ in got) for k in NAIVE}
+        best = statistics.mean(max(n.values()) for _, _, n, _ in got)
+        ahead = sum(1 for _, a, n, _ in got if a > max(n.values()))
+        runs = sum(r for r, _, _, _ in got)
+        ends = statistics.mean(e for _, _, _, e in got)
         print(
             f"{name:<17} {how:<6} {len(got):>5} {runs:>6} {mean:>6.2f} "
             f"{naive['no tool errors']:>6.2f} {naive['fewer tool calls']:>6.2f} {best:>6.2f} "
-            f"{mean - best:>+7.2f} {ahead:>3}/{len(got):<2}",
+            f"{mean - best:>+7.2f} {ahead:>3}/{len(got):<2} {ends:>6.2f}",
             flush=True,
         )
     return 0

@@ -27,7 +27,7 @@ from evolver.conditions import Fact, facts
 from evolver.examples import Example, changes_made, nearest_example, worked_examples
 from evolver.graph import is_helper, normalise_error
 from evolver.hygiene import fisher_less
-from evolver.model import Trajectory
+from evolver.model import ToolCall, Trajectory
 from evolver.redact import sanitize_inline
 
 __all__ = [
@@ -88,6 +88,9 @@ class Profile:
     facts: frozenset[tuple[str, Fact]]  # (operation, what held at one of its calls)
     task: str = ""  # the request, for the worked-examples check
     changes: frozenset[str] = frozenset()  # state-changing operations that succeeded
+    ended_failed: bool = False  # the run's last call failed: it stopped on an error
+    failures: int = 0  # failed calls
+    duplicates: int = 0  # calls that repeat an earlier call of the run, arguments and all
 
 
 def profile(run: Trajectory) -> Profile:
@@ -133,7 +136,21 @@ def profile(run: Trajectory) -> Profile:
         facts=frozenset(held),
         task=run.task,
         changes=changes_made(run),
+        ended_failed=bool(calls) and bool(calls[-1].error),
+        failures=sum(1 for c in calls if c.error),
+        duplicates=_duplicates(calls),
     )
+
+
+def _duplicates(calls: Sequence[ToolCall]) -> int:
+    """How many calls repeat an earlier call of the run word for word (tool and arguments)."""
+    seen: set[tuple[str, str]] = set()
+    count = 0
+    for c in calls:
+        key = (c.name, json.dumps(c.arguments, sort_keys=True, default=str))
+        count += key in seen
+        seen.add(key)
+    return count
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -164,7 +181,7 @@ class Check:
     def applies(self, p: Profile) -> bool:
         """Whether the question makes sense for this run."""
         k = self.kind
-        if k in ("call", "answer", "steps"):
+        if k in ("call", "answer", "steps", "end", "failures", "same"):
             return True
         if k == "example":
             return nearest_example(p.task, self.examples) is not None
@@ -189,6 +206,12 @@ class Check:
             return p.count[op] <= self.n
         if k == "steps":
             return len(p.ops) <= self.n
+        if k == "end":
+            return not p.ended_failed
+        if k == "failures":
+            return p.failures <= self.n
+        if k == "same":
+            return p.duplicates <= self.n
         if k == "args":
             return (op, self.text) in p.keys and (op, self.text) not in p.missing
         if k == "repeat":
@@ -213,6 +236,12 @@ class Check:
             return [len(p.ops) <= n for p in profiles]
         if k == "answer":
             return [p.answer == self.text for p in profiles]
+        if k == "end":
+            return [not p.ended_failed for p in profiles]
+        if k == "failures":
+            return [p.failures <= n for p in profiles]
+        if k == "same":
+            return [p.duplicates <= n for p in profiles]
         if k == "order":
             return [
                 (op in p.first and p.first[op] < p.first[other]) if other in p.count else None
@@ -259,9 +288,9 @@ class Check:
             return "Procedure" if self.positive else "Pitfalls"
         if self.kind == "order":
             return "Preconditions"
-        if self.kind in ("after", "answer"):
+        if self.kind in ("after", "answer", "end", "same"):
             return "Verification"
-        if self.kind == "steps":
+        if self.kind in ("steps", "failures"):
             return "Guardrails"
         if self.kind == "example":
             return "Examples"
@@ -305,6 +334,27 @@ class Check:
             )
         if k == "repeat":
             return f"After {op} fails, change the arguments before calling it again."
+        if k == "same":
+            return (
+                "Do not make the same call twice with the same arguments: its answer will not "
+                "change; change the arguments or the approach."
+                if yes
+                else "Calling again with the same arguments is fine here."
+            )
+        if k == "failures":
+            after = "the first failed call" if self.n == 0 else f"{self.n + 1} failed calls"
+            return (
+                f"After {after}, stop and re-plan: re-read the request and check what the "
+                "calls were given, rather than keep trying."
+                if yes
+                else f"Do not give up after {after}: successful runs kept going."
+            )
+        if k == "end":
+            return (
+                "Do not stop on a failed call: fix it and call again, or say what failed."
+                if yes
+                else "Stopping right after a failed call is fine here."
+            )
         if k == "steps":
             return (
                 f"Finish within {self.n} tool calls; past that, stop and re-plan rather than "
@@ -408,6 +458,10 @@ def _candidates(
         out += [Check("limit", op, n=k) for k in LIMITS if k < most]
     longest = max((len(p.ops) for p in profiles), default=0)
     out += [Check("steps", "tool calls", n=k) for k in STEPS if k < longest]
+    out.append(Check("end", "last call"))
+    out.append(Check("same", "repeated calls"))
+    most_failed = max((p.failures for p in profiles), default=0)
+    out += [Check("failures", "failed calls", n=k) for k in (0, 1, 2, 4, 8) if k < most_failed]
     found = ((c, c.answers(profiles)) for c in out)
     return [(c, a) for c, a in found if a.count(True) >= min_runs and a.count(False) >= min_runs]
 
@@ -603,6 +657,9 @@ _ALLOWED = {  # directions that read as guidance; the others are not written
     "repeat": True,
     "fact": True,
     "after": True,
+    "end": True,
+    "failures": True,
+    "same": True,
 }
 
 
@@ -659,7 +716,7 @@ def _distinct(
     out: list[Measured] = []
     for m in kept:
         c = m.check
-        if c.kind in ("limit", "steps", "fact"):
+        if c.kind in ("limit", "steps", "fact", "failures"):
             # one limit per tool; one value per tool and source: the strongest
             if (c.kind, c.op, c.other) in limited:
                 continue
@@ -676,12 +733,14 @@ def _distinct(
 
 
 SAME_WAY = 0.05  # a shared what-to-do check needs at least this effect on the skill's own runs
-SHARED_KINDS = frozenset({"error", "repeat", "limit", "args", "fact", "steps"})  # how, not what
+SHARED_KINDS = frozenset(
+    {"error", "repeat", "limit", "args", "fact", "steps", "end", "same"}
+)  # how, not what
 
 
 def mentions(check: Check) -> frozenset[str]:
     """The operations a check is about."""
-    if check.kind in ("answer", "steps", "example"):
+    if check.kind in ("answer", "steps", "example", "end", "failures", "same"):
         return frozenset()
     return frozenset(o for o in (check.op, check.other) if o)
 
@@ -702,7 +761,7 @@ def in_sample_effect(check: Check, profiles: Sequence[Profile], labels: Sequence
 
 def _question(c: Check) -> tuple[str, str, str, str, int]:
     """What a check asks, regardless of its threshold for limits and budgets (one of each)."""
-    if c.kind in ("limit", "steps"):
+    if c.kind in ("limit", "steps", "failures"):
         return (c.kind, c.op, c.other, "", 0)
     return (c.kind, c.op, c.other, c.text, c.n)
 

@@ -44,6 +44,7 @@ __all__ = [  # grouped: matching and compliance, measuring
     "choose_threshold",
     "convergence",
     "evaluate",
+    "naive_ends_clean",
     "naive_fewer_calls",
     "naive_no_errors",
 ]
@@ -254,6 +255,14 @@ def naive_no_errors(run: Trajectory) -> float:
 def naive_fewer_calls(run: Trajectory) -> float:
     """The "fewer tool calls" predictor: minus the number of tool calls."""
     return -float(len(run.tool_calls))
+
+
+def naive_ends_clean(run: Trajectory) -> float:
+    """Whether the run's last call succeeded: not one of the issue's naive predictors, but
+    what the learned "do not stop on a failed call" check asks, reported beside them so a
+    reader sees how much of compliance it carries alone."""
+    calls = [c for c in run.tool_calls if not is_helper(c.name)]
+    return 0.0 if calls and calls[-1].error else 1.0
 
 
 NAIVE: dict[str, Callable[[Trajectory], float]] = {

@@ -42,7 +42,7 @@ __all__ = [
     "encode_view",
 ]
 
-VERSION = "1"  # bump when a stage's output changes for the same inputs
+VERSION = "2"  # bump when a stage's output changes for the same inputs
 T = TypeVar("T")
 
 
@@ -126,6 +126,9 @@ def encode_profiles(found: Sequence[Profile]) -> list[Any]:
             "answer": p.answer,
             "facts": [[op, f.source, f.key, f.value] for op, f in sorted(p.facts)],
             "changes": sorted(p.changes),
+            "ended_failed": p.ended_failed,
+            "failures": p.failures,
+            "duplicates": p.duplicates,
         }
         for p in found
     ]
@@ -157,6 +160,9 @@ def decode_profiles(data: Sequence[Any], tasks: Sequence[str]) -> list[Profile]:
                 facts=frozenset((f[0], Fact(f[1], f[2], f[3])) for f in d["facts"]),
                 task=task,
                 changes=frozenset(d["changes"]),
+                ended_failed=bool(d.get("ended_failed", False)),
+                failures=int(d.get("failures", 0)),
+                duplicates=int(d.get("duplicates", 0)),
             )
         )
     return out

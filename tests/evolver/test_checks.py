@@ -170,3 +170,71 @@ def test_answers_in_one_pass_are_what_each_run_answers() -> None:
         for c in (check, Check(check.kind, check.op, check.other, check.text, check.n, False)):
             expected = [c.feature(p) if c.applies(p) else None for p in profiles]
             assert c.answers(profiles) == expected, c
+
+
+def _error_recovery_family(n_tasks: int = 12, seed: int = 1) -> list[Trajectory]:
+    """Lookups where a call sometimes fails: runs that call again after the failure usually
+    succeed, runs that stop on it usually fail; runs with one failure or none do better than
+    runs with several."""
+    rng = random.Random(seed)
+    runs: list[Trajectory] = []
+    for t in range(n_tasks):
+        task = f"Find the invoice {t} and send it to the customer"
+        for k in range(6):
+            failures = k % 3  # 0, 1 or 2 failed calls
+            calls = [_call("find_invoice", id=t)]
+            calls += [_call("send_invoice", error=True, id=t) for _ in range(failures)]
+            stops = failures and k >= 3  # half of the runs with failures stop on the last one
+            if not stops:
+                calls.append(_call("send_invoice", id=t))
+            rate = 0.1 if stops else (0.9 if failures < 2 else 0.5)
+            runs.append(_run(f"e{t}-{k}", task, calls, rng.random() < rate))
+    return runs
+
+
+def test_stopping_on_a_failed_call_is_a_lesson_when_it_holds_out() -> None:
+    kept = validated(_error_recovery_family())
+    kinds = {m.check.kind: m for m in kept}
+    assert "end" in kinds, [m.check.sentence() for m in kept]
+    end = kinds["end"]
+    assert end.check.positive and end.complied_rate > end.other_rate + 0.3
+    assert end.check.sentence().startswith("Do not stop on a failed call")
+    assert end.check.section == "Verification"
+    budget = [m for m in kept if m.check.kind == "failures"]
+    assert all(m.check.section == "Guardrails" and m.check.positive for m in budget)
+
+
+def test_error_checks_ask_what_a_run_did() -> None:
+    stopped = profile(_run("a", "t", [_call("x"), _call("x", error=True)], False))
+    recovered = profile(_run("b", "t", [_call("x", error=True), _call("x")], True))
+    clean = profile(_run("c", "t", [_call("x")], True))
+    end, one = Check("end", "last call"), Check("failures", "failed calls", n=0)
+    assert [end.feature(p) for p in (stopped, recovered, clean)] == [False, True, True]
+    assert [one.feature(p) for p in (stopped, recovered, clean)] == [False, False, True]
+    assert end.answers([stopped, recovered, clean]) == [False, True, True]
+    assert Check.from_json(one.to_json()) == one
+
+
+def test_a_random_stop_on_an_error_is_not_written() -> None:
+    """Whether a run stopped on its failed call is a coin flip with no bearing on success."""
+    written = 0
+    for seed in range(20):
+        rng = random.Random(seed)
+        runs = []
+        for t in range(10):
+            for k in range(4):
+                calls = [_call("get_status", id=t)]
+                if rng.random() < 0.5:
+                    calls.append(_call("get_status", error=True, id=t))
+                ok = rng.random() < 0.5
+                runs.append(_run(f"s{seed}-{t}-{k}", f"Check status {t}", calls, ok))
+        written += any(m.check.kind == "end" for m in validated(runs))
+    assert written <= 4
+
+
+def test_a_call_repeated_word_for_word_is_counted_once_per_repeat() -> None:
+    calls = [_call("ls", path="/a"), _call("ls", path="/b"), _call("ls", path="/a")]
+    looped = profile(_run("d", "t", calls, True))
+    same = Check("same", "repeated calls")
+    assert looped.duplicates == 1 and not same.feature(looped)
+    assert same.feature(profile(_run("u", "t", [_call("ls", path="/a")], True)))
