@@ -288,7 +288,7 @@ class Check:
             return "Procedure" if self.positive else "Pitfalls"
         if self.kind == "order":
             return "Preconditions"
-        if self.kind in ("after", "answer", "end", "same"):
+        if self.kind in ("after", "answer", "end"):
             return "Verification"
         if self.kind in ("steps", "failures"):
             return "Guardrails"
@@ -313,7 +313,7 @@ class Check:
             )
         if k == "after":
             return (
-                f"After the last {op}, call {other} to confirm the result."
+                f"After the last {op}, call {other}."
                 if yes
                 else f"Do not call {other} after the last {op}."
             )

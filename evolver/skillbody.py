@@ -234,7 +234,7 @@ def render_block(
     lines = ["## When to use", ""]
     requests = _requests(runs)
     if requests:
-        lines.append("- Requests like: " + "; ".join(f'"{r}"' for r in requests))
+        lines.append(requests_line(requests))
     terms = key_terms(cluster)
     if terms:
         lines.append(f"- Key terms: {', '.join(sanitize_inline(k, 40) for k in terms)}")
@@ -264,6 +264,13 @@ def render_block(
     lines += _section("Tool notes", lines_of("Tool notes"))
     lines += ["", *_evidence(cluster, max_listed_ids, guide)]
     return "\n".join(lines)
+
+
+def requests_line(excerpts: Sequence[str]) -> str:
+    """The "Requests like" line: each excerpt in one pair of double quotes (a request's own
+    double quotes would close it early, so they read as single ones)."""
+    quoted = (e.replace('"', "'") for e in excerpts)
+    return "- Requests like: " + "; ".join(f'"{e}"' for e in quoted)
 
 
 def _requests(runs: Sequence[Trajectory], limit: int = 3) -> list[str]:

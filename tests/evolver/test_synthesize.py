@@ -6,7 +6,7 @@ from evolver.changes import SkillDoc
 from evolver.cluster import Cluster, cluster
 from evolver.diagnose import Diagnosis, diagnose_all
 from evolver.graph import error_patterns, evidence, fingerprint
-from evolver.skillbody import argument_keys
+from evolver.skillbody import argument_keys, requests_line
 from evolver.skilldoc import BLOCK_BEGIN, BLOCK_END, parse, problems
 from evolver.synthesize import action_tool, derive_name, legacy_names, synthesize, tool_idf
 from tests.evolver.conftest import refund_runs, run, shipping_runs
@@ -294,3 +294,11 @@ def test_person_skill_with_bad_frontmatter_is_flagged_not_rewritten() -> None:
     change = synthesize(c, "issue-refund", doc, diagnoses=_attributed(c, "issue-refund"))
     assert change is not None and change.content.startswith(text)
     assert "needs a person's fix" in change.reason and "version" in change.reason
+
+
+
+def test_a_request_quoting_a_value_keeps_each_excerpt_in_one_pair_of_quotes() -> None:
+    line = requests_line(['"⟨value⟩" in admin can add without this permission', "Bug in expand"])
+    assert line == (
+        "- Requests like: \"'⟨value⟩' in admin can add without this permission\"; \"Bug in expand\""
+    )
