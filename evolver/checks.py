@@ -482,6 +482,7 @@ class Measured:
     folds_agreeing: int
     folds: int
     scope: str = ""  # "" for the skill's own runs; "all" when tested on every run
+    fitted: tuple[float, float] | None = None  # joint weights, when used (`evolver.weights`)
 
     @property
     def complied_rate(self) -> float:
@@ -497,7 +498,10 @@ class Measured:
 
     def weights(self) -> tuple[float, float]:
         """(log-odds added when a run complies, when it does not), from smoothed held-out rates
-        against their pooled rate: the evidence complying gives about success."""
+        against their pooled rate: the evidence complying gives about success; the joint
+        fit's instead when one was used."""
+        if self.fitted is not None:
+            return self.fitted
         base = (self.complied_ok + self.other_ok + 1) / (self.complied + self.other + 2)
         yes = (self.complied_ok + 0.5) / (self.complied + 1)
         no = (self.other_ok + 0.5) / (self.other + 1)
@@ -526,6 +530,7 @@ class Measured:
                 "scope": self.scope or "skill",
             },
             "weight": [round(yes, 4), round(no, 4)],
+            "weighting": "joint" if self.fitted is not None else "own",
         }
 
 

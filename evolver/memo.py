@@ -42,7 +42,7 @@ __all__ = [
     "encode_view",
 ]
 
-VERSION = "2"  # bump when a stage's output changes for the same inputs
+VERSION = "3"  # bump when a stage's output changes for the same inputs
 T = TypeVar("T")
 
 
@@ -99,6 +99,7 @@ def encode_measured(found: Sequence[Measured]) -> list[Any]:
             m.p_value,
             [m.folds_agreeing, m.folds],
             m.scope,
+            list(m.fitted) if m.fitted is not None else None,
         ]
         for m in found
     ]
@@ -106,8 +107,15 @@ def encode_measured(found: Sequence[Measured]) -> list[Any]:
 
 def decode_measured(data: Sequence[Any]) -> list[Measured]:
     return [
-        Measured(Check.from_json(check), *table, p, *folds, scope=scope)
-        for check, table, p, folds, scope in data
+        Measured(
+            Check.from_json(check),
+            *table,
+            p,
+            *folds,
+            scope=scope,
+            fitted=(fitted[0], fitted[1]) if fitted else None,
+        )
+        for check, table, p, folds, scope, fitted in data
     ]
 
 

@@ -20,6 +20,7 @@ from evolver.checks import (
     Profile,
     combined,
     profile,
+    task_folds,
     validated,
 )
 from evolver.cluster import TOOL_PREFIX, Cluster, centroid, cohesion, families
@@ -54,6 +55,7 @@ from evolver.synthesize import (
     naming_requests,
     view,
 )
+from evolver.weights import joint_weights
 
 __all__ = ["Stages", "contrast_index", "known_tools"]
 
@@ -259,8 +261,10 @@ class Stages:
                 mine = [r for r in self._pool(own_ids) if r.succeeded is not None]
                 profiles = [self._profile(r) for r in mine]
                 ops = {op for p in profiles for op in p.count}
-                local = (profiles, [r.succeeded is True for r in mine])
-                return combined(own, shared, ops, params.max_checks, local)
+                labels = [r.succeeded is True for r in mine]
+                kept = combined(own, shared, ops, params.max_checks, (profiles, labels))
+                folds = task_folds(mine, min(params.folds, len({task_key(r) for r in mine})))
+                return joint_weights(kept, profiles, labels, folds)
 
             parts = [
                 encode_measured(own),
