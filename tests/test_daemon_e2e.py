@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from evolver.checks import Check, mentions
 from skillforge.importers import parse_record
 from tests.conftest import CHECK_SKILLS
 from tests.daemon_harness import DaemonProcess, wait_for
@@ -97,8 +98,8 @@ def test_trajectories_in_reviewed_skills_out_agents_pull(tmp_path, airline_recor
         assert named <= tools
         # every lesson is in checks.json beside it, about tools the runs used
         checks = json.loads((path.parent / "checks.json").read_text())["checks"]
-        about = {c["op"] for c in checks} | {c["other"] for c in checks if c.get("other")}
-        assert about - {"answer", "tool calls", "changes"} <= tools
+        about = set().union(*(mentions(Check.from_json(c)) for c in checks))
+        assert about <= tools
 
 
 def small_run(i: int) -> dict:
