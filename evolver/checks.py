@@ -342,18 +342,23 @@ class Check:
                 else "Calling again with the same arguments is fine here."
             )
         if k == "failures":
-            after = "the first failed call" if self.n == 0 else f"{self.n + 1} failed calls"
+            # the check asks for at most n failed calls in the run: the sentence says that
+            if not yes:
+                return f"Failed calls are no sign of trouble here: successes had over {self.n}."
+            if self.n == 0:
+                return (
+                    "Make no failed call: check each call's arguments against the request and "
+                    "what earlier calls returned before making it."
+                )
             return (
-                f"After {after}, stop and re-plan: re-read the request and check what the "
-                "calls were given, rather than keep trying."
-                if yes
-                else f"Do not give up after {after}: successful runs kept going."
+                f"Keep to {self.n} failed calls at most; past that, stop and re-plan: re-read "
+                "the request and check what the calls were given."
             )
         if k == "end":
             return (
-                "Do not stop on a failed call: fix it and call again, or say what failed."
+                "Do not end on a failed call: fix it and call again before you finish."
                 if yes
-                else "Stopping right after a failed call is fine here."
+                else "Ending right after a failed call is fine here."
             )
         if k == "steps":
             return (

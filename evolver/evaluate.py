@@ -259,7 +259,7 @@ def naive_fewer_calls(run: Trajectory) -> float:
 
 def naive_ends_clean(run: Trajectory) -> float:
     """Whether the run's last call succeeded: not one of the issue's naive predictors, but
-    what the learned "do not stop on a failed call" check asks, reported beside them so a
+    what the learned "do not end on a failed call" check asks, reported beside them so a
     reader sees how much of compliance it carries alone."""
     calls = [c for c in run.tool_calls if not is_helper(c.name)]
     return 0.0 if calls and calls[-1].error else 1.0

@@ -1,7 +1,7 @@
 """Joint weights for a skill's checks, used only where they rank runs better out of fold.
 
 Each check's own weight comes from its held-out figures (`Measured.weights`), and a run's
-compliance sums them. Checks that ask nearly the same thing ("do not stop on a failed call",
+compliance sums them. Checks that ask nearly the same thing ("do not end on a failed call",
 "at most one failed call", "`search` failing with ...") are then counted once each, so a run
 that breaks all three falls as if it had broken three lessons. A joint fit weighs them
 together: a logistic regression of success on which checks each run complied with, its

@@ -198,7 +198,7 @@ def test_stopping_on_a_failed_call_is_a_lesson_when_it_holds_out() -> None:
     assert "end" in kinds, [m.check.sentence() for m in kept]
     end = kinds["end"]
     assert end.check.positive and end.complied_rate > end.other_rate + 0.3
-    assert end.check.sentence().startswith("Do not stop on a failed call")
+    assert end.check.sentence().startswith("Do not end on a failed call")
     assert end.check.section == "Verification"
     budget = [m for m in kept if m.check.kind == "failures"]
     assert all(m.check.section == "Guardrails" and m.check.positive for m in budget)
