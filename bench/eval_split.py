@@ -59,6 +59,7 @@ from evolver.evaluate import (
     blind,
     choose_threshold,
     convergence,
+    cut,
     evaluate,
     naive_ends_clean,
 )
@@ -468,11 +469,16 @@ def print_summary(outcomes: list[Outcome], items: Sequence[Item]) -> None:
     )
 
 
-def fold_aurocs(fold: Fold) -> tuple[int, float, dict[str, float], float] | None:
+def fold_aurocs(
+    fold: Fold, prefix: int | None = None
+) -> tuple[int, float, dict[str, float], float] | None:
     """One fold, figures only: held-out runs matched, compliance AUROC, naive AUROCs, and the
-    AUROC of "the last call succeeded" alone (shown beside them, not one of them)."""
+    AUROC of "the last call succeeded" alone (shown beside them, not one of them). With
+    `prefix`, every figure is of the held-out runs cut after that many tool calls."""
     library = library_from([i.run for i in fold.train])
     runs = [i.run for i in fold.test]
+    if prefix is not None:
+        runs = [c for c in (cut(r, prefix) for r in runs) if c is not None]
     rows = matched_rows(evaluate(library, runs), runs)
     labels = [y for _, _, y in rows]
     ours = auroc([c for c, _, _ in rows], labels)
@@ -483,9 +489,14 @@ def fold_aurocs(fold: Fold) -> tuple[int, float, dict[str, float], float] | None
     return len(rows), ours, {k: v for k, v in naive.items() if v is not None}, ends
 
 
-def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
+def corpus_table(
+    split: str | None = None, only: Sequence[str] = (), prefix: int | None = None
+) -> int:
     """Every shared corpus, its default split (or `split`), the mean over folds of compliance
-    AUROC and of the best naive predictor's, and the margin; prints one line per corpus."""
+    AUROC and of the best naive predictor's, and the margin; prints one line per corpus. With
+    `prefix`, of the held-out runs cut after that many tool calls (`evaluate.cut`)."""
+    if prefix is not None:
+        print(f"held-out runs cut after their first {prefix} tool calls (shorter runs left out)")
     print(
         f"{'CORPUS':<17} {'SPLIT':<6} {'FOLDS':>5} {'RUNS':>6} {'AUROC':>6} {'NO-ERR':>6} "
         f"{'FEWER':>6} {'BEST':>6} {'MARGIN':>7} {'AHEAD':>6} {'END-OK':>6}"
@@ -499,7 +510,7 @@ def corpus_table(split: str | None = None, only: Sequence[str] = ()) -> int:
         items = load_corpus(path)
         how = split or default
         folds = every_half(items) if how == "trial" else folds_of(items, how)
-        got = [f for f in map(fold_aurocs, folds) if f is not None]
+        got = [f for f in (fold_aurocs(fold, prefix) for fold in folds) if f is not None]
         if not got:
             print(f"{name:<17} {how:<6} no fold with both outcomes")
             continue
@@ -532,6 +543,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one table: every shared corpus with its default split, mean over its folds",
     )
     parser.add_argument("--only", nargs="+", metavar="CORPUS", help="with --every-corpus")
+    parser.add_argument(
+        "--prefix",
+        type=int,
+        metavar="K",
+        help="with --every-corpus: score each held-out run on its first K tool calls only",
+    )
     parser.add_argument("--train", type=int, nargs="+", metavar="TRIAL", help="default 0 1")
     parser.add_argument("--test", type=int, nargs="+", metavar="TRIAL", help="default 2 3")
     parser.add_argument(
@@ -551,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write the library and held-out runs")
     args = parser.parse_args(argv)
     if args.every_corpus:
-        return corpus_table(args.split, args.only or ())
+        return corpus_table(args.split, args.only or (), args.prefix)
     path, split = CORPORA.get(args.corpus, (Path(args.corpus), "trial"))
     split = args.split or split
     if split == "trial" and (args.train_model or args.test_model):

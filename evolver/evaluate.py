@@ -23,13 +23,14 @@ from evolver.cluster import task_tokens
 from evolver.conditions import facts
 from evolver.examples import changes_made, nearest_example
 from evolver.graph import is_helper, normalise_error
-from evolver.model import Trajectory
+from evolver.model import ToolCall, Trajectory
 from evolver.operations import with_operations
 from evolver.skillspec import Pitfall, SkillSpec, skill_spec
 
 __all__ = [  # grouped: matching and compliance, measuring
     "match",
     "blind",
+    "cut",
     "compliance",
     "pitfall_hits",
     "answers_as_taught",
@@ -200,6 +201,20 @@ def compliance(run: Trajectory, spec: SkillSpec) -> float:
     return score * PITFALL_FACTOR**misses
 
 
+def cut(run: Trajectory, calls: int) -> Trajectory | None:
+    """The run as it stood after its first `calls` tool calls (the steps after them dropped,
+    the outcome kept for measuring); None when it made fewer. Scoring every run at the same
+    point asks whether compliance so far tells how a run will end, where a run's length
+    cannot: every cut run has made the same number of calls."""
+    seen = 0
+    for i, step in enumerate(run.steps):
+        if isinstance(step, ToolCall):
+            seen += 1
+            if seen == calls:
+                return run.model_copy(update={"steps": run.steps[: i + 1]})
+    return None
+
+
 def blind(run: Trajectory) -> Trajectory:
     """The run as the scorer sees it: task and steps (generic tools resolved to the operations
     they performed, as the evolver saw them), without outcome or metadata (which may carry a
@@ -344,14 +359,19 @@ def evaluate(
     runs: Sequence[Trajectory],
     threshold: float = COMPLIANT,
     floor: float = MIN_SIMILARITY,
+    prefix: int | None = None,
 ) -> Report:
     """Match each held-out run with a known outcome to a skill, score its compliance blind, and
     measure compliance and the naive predictors against the outcomes. Runs fall under
     task-level skills only: a functional skill (a few steps several task-level skills share and
     list under Uses) is part of their procedures, not a whole task a run could follow. Every
-    skill that parses gets a row, with no runs where none fell under it."""
+    skill that parses gets a row, with no runs where none fell under it. With `prefix`, each
+    run that made that many tool calls is scored, and the naive predictors measured, on its
+    first `prefix` calls only (`cut`); the others are left out."""
     parsed = [s for s in (skill_spec(d) for d in library) if s is not None]
     specs = [s for s in parsed if not s.functional]
+    if prefix is not None:
+        runs = [c for c in (cut(r, prefix) for r in runs) if c is not None]
     known = sorted((r for r in runs if r.succeeded is not None), key=lambda r: r.id)
     by_skill: dict[str, list[tuple[Trajectory, float]]] = {}
     scored: list[Scored] = []

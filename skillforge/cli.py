@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     eval_p.add_argument(
         "--threshold", type=float, help="compliance that counts as compliant (default 0.5)"
     )
+    eval_p.add_argument(
+        "--prefix",
+        type=int,
+        metavar="K",
+        help="score each run on its first K tool calls only (runs with fewer are left out)",
+    )
     commands.add_parser("status", help="what was ingested, cycles, proposals, the library")
     commands.add_parser("schema", help="print the trajectory JSON Schema")
     history_p = commands.add_parser("history", help="a skill's changes across cycles and its runs")
@@ -124,7 +130,11 @@ def dispatch(args: argparse.Namespace) -> int:
         return schema()
     if args.command == "eval":
         return eval_library(
-            args.library, args.trajectories, as_json=args.json, threshold=args.threshold
+            args.library,
+            args.trajectories,
+            as_json=args.json,
+            threshold=args.threshold,
+            prefix=args.prefix,
         )
     overrides = {
         "home": args.home,

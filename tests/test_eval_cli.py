@@ -101,3 +101,36 @@ def test_missing_library_or_runs_are_clear_errors(capsys, split, tmp_path: Path)
     assert code == 1 and "holds no <name>/SKILL.md" in err
     code, _, err = run_cli(capsys, "eval", "--library", str(root / "library"), "nope.jsonl")
     assert code == 1 and "nope.jsonl does not exist" in err
+
+
+def test_a_prefix_scores_every_run_at_the_same_call(capsys, split) -> None:
+    """At three calls every scored run has made three: "fewer tool calls" ranks nothing, and
+    runs that made fewer are left out; a step after the third changes no score."""
+    root, held = split
+    code, out, _ = run_cli(
+        capsys, "eval", "--library", str(root / "library"), str(root / "heldout"), "--json",
+        "--prefix", "3",
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out)
+    long_enough = [r for r in held if len(parse_record(r).tool_calls) >= 3]
+    assert report["runs"] == len(long_enough) < len(held)
+    assert report["overall"]["naive_auroc"]["fewer tool calls"] == 0.5
+    assert report["overall"]["auroc"] > 0.5
+    code, _, err = run_cli(
+        capsys, "eval", "--library", str(root / "library"), str(root / "heldout"), "--prefix", "0"
+    )
+    assert code != 0 and "--prefix must be 1 or more" in err
+
+
+def test_cut_keeps_the_steps_up_to_the_kth_call() -> None:
+    from evolver.evaluate import cut
+    from evolver.model import Message, ToolCall, Trajectory
+
+    steps = [Message(role="user", text="t"), ToolCall(name="a"), Message(role="assistant",
+             text="x"), ToolCall(name="b"), ToolCall(name="c")]  # fmt: skip
+    run = Trajectory(id="r", task="t", steps=steps, outcome={"success": True})
+    two = cut(run, 2)
+    assert two is not None and [c.name for c in two.tool_calls] == ["a", "b"]
+    assert two.steps == steps[:4] and two.succeeded is True
+    assert cut(run, 4) is None and [c.name for c in run.tool_calls] == ["a", "b", "c"]

@@ -179,15 +179,23 @@ def report_json(folder: Path, report: Report, skipped: int = 0) -> dict[str, Any
 
 
 def eval_library(
-    library: Path, paths: list[Path], *, as_json: bool = False, threshold: float | None = None
+    library: Path,
+    paths: list[Path],
+    *,
+    as_json: bool = False,
+    threshold: float | None = None,
+    prefix: int | None = None,
 ) -> int:
-    """Score the skills in `library` against the runs in `paths`; print a table or JSON."""
+    """Score the skills in `library` against the runs in `paths`; print a table or JSON. With
+    `prefix`, each run on its first `prefix` tool calls only (`evolver.evaluate.cut`)."""
+    if prefix is not None and prefix < 1:
+        raise ConfigError(f"--prefix must be 1 or more, not {prefix}")
     threshold = COMPLIANT if threshold is None else threshold
     docs = load_library(library)
     runs, skipped = load_runs(paths)
     if not runs:
         raise IntakeError("no trajectories found in " + ", ".join(map(str, paths)))
-    report = evaluate(docs, runs, threshold=threshold)
+    report = evaluate(docs, runs, threshold=threshold, prefix=prefix)
     cycle = evolve(runs, docs)
     report = replace(report, convergence=convergence(cycle, docs))
     if as_json:
