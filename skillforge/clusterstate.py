@@ -181,6 +181,13 @@ class ClusterState:
         }
         self.df: Counter[str] = Counter(store.feature_df())
         self.resampled: set[str] = set()
+        self._sampled_before = {cid for cid, row in self.rows.items() if row.prefix}
+
+    @property
+    def redrawn(self) -> set[str]:
+        """Clusters whose sample, drawn in an earlier cycle, this cycle drew again (a new
+        cluster's first sample, or one drawn and merged within this cycle, is no redraw)."""
+        return self.resampled & self._sampled_before
 
     @classmethod
     def current(cls, store: Store, params: EvolveParams) -> ClusterState:

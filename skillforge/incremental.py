@@ -178,4 +178,4 @@ def evolve_state(
         memo=memo,
     )
     fps = {g.id: g.fp for g in groups}
-    return Evolved(changeset, state.runs, samples, memo, len(state.resampled), fps)
+    return Evolved(changeset, state.runs, samples, memo, len(state.redrawn), fps)

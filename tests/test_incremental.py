@@ -82,10 +82,14 @@ def test_an_incremental_history_gives_the_state_and_skills_a_rebuild_gives(
         runs += [parse_record(r) for r in records_in_document(json.loads(path.read_bytes()))]
     batches = [runs[:120], runs[120:220], runs[220:280], runs[280:340], runs[340:]]
     config, repo = setup(tmp_path, "incremental")
+    said: list[list[str]] = []
     for batch in batches:  # a cycle after each batch: new runs are all each one reads
         with Store(config.db_path) as store:
             store.add_trajectories(batch, source="test")
-            assert run_cycle(store, repo, config, say=quiet).status == "done"
+            said.append([])
+            assert run_cycle(store, repo, config, say=said[-1].append).status == "done"
+    again = [any("drew their sample again" in line for line in lines) for lines in said]
+    assert not again[0] and any(again[1:])  # a first sample is no redraw
     incremental = tables(config)
     resampled = {
         row[0]: json.loads(row[1])["runs"] > row[2] for row in incremental["cluster_stats"]
