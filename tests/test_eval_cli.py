@@ -117,6 +117,12 @@ def test_a_prefix_scores_every_run_at_the_same_call(capsys, split) -> None:
     assert report["runs"] == len(long_enough) < len(held)
     assert report["overall"]["naive_auroc"]["fewer tool calls"] == 0.5
     assert report["overall"]["auroc"] > 0.5
+    assert report["prefix"] == 3
+    code, out, _ = run_cli(
+        capsys, "eval", "--library", str(root / "library"), str(root / "heldout"), "--prefix", "3"
+    )
+    left_out = len(held) - len(long_enough)
+    assert code == 0 and f"first 3 tool calls: {left_out} runs with fewer left out" in out
     code, _, err = run_cli(
         capsys, "eval", "--library", str(root / "library"), str(root / "heldout"), "--prefix", "0"
     )

@@ -199,7 +199,14 @@ def eval_library(
     cycle = evolve(runs, docs)
     report = replace(report, convergence=convergence(cycle, docs))
     if as_json:
-        write_line(json.dumps(report_json(library, report, skipped), indent=2))
+        data = report_json(library, report, skipped)
+        write_line(json.dumps({**data, "prefix": prefix} if prefix else data, indent=2))
     else:
+        if prefix is not None:
+            known = sum(1 for r in runs if r.succeeded is not None)
+            write_line(
+                f"scored on their first {prefix} tool calls: {known - report.runs} runs with "
+                "fewer left out"
+            )
         _print_table(library, len(docs), report, skipped)
     return 0
