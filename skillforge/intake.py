@@ -83,7 +83,7 @@ def ingest_file(
 
     Raises IntakeError when `path` is a symbolic link, a loop of them, or not a regular
     file (nothing of it is read); a path that does not exist takes nothing in."""
-    if path.suffix == ".json":
+    if path.suffix in (".json", ".traj"):  # whole documents (a SWE-agent run is one .traj)
         return _ingest_json_document(store, path, on_quarantine=on_quarantine)
     try:
         handle, key = _open_regular(path)

@@ -354,3 +354,12 @@ def test_skillforge_import_takes_a_folder_of_traj_files(capsys, tmp_path, monkey
         "django__django-11099": False,
         "marshmallow-code__marshmallow-1867": None,
     }
+
+
+def test_skillforge_ingest_takes_a_traj_file_named_on_the_command_line(capsys, tmp_path):
+    where = ["--home", str(tmp_path / "var"), "--inbox", str(tmp_path / "inbox")]
+    assert cli.main([*where, "ingest", str(SYMPY)]) == 0
+    assert "1 trajectories stored" in capsys.readouterr().out
+    with Store(tmp_path / "var" / "skillforge.db") as store:
+        [run] = store.trajectories()
+    assert run.metadata["task_id"] == "sympy__sympy-20590" and run.succeeded is True
