@@ -140,3 +140,14 @@ def test_cut_keeps_the_steps_up_to_the_kth_call() -> None:
     assert two is not None and [c.name for c in two.tool_calls] == ["a", "b"]
     assert two.steps == steps[:4] and two.succeeded is True
     assert cut(run, 4) is None and [c.name for c in run.tool_calls] == ["a", "b", "c"]
+
+
+def test_eval_reads_every_format_import_reads(capsys, split) -> None:
+    """SWE-agent .traj runs (a folder of them, beside their harness report) are scored too."""
+    root, _ = split
+    runs = Path(__file__).parent / "fixtures" / "swe_agent"
+    code, out, _ = run_cli(capsys, "eval", "--library", str(root / "library"), str(runs), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["runs"] == 2  # two of the three runs have a harness verdict
+    assert report["skipped_records"] == 2  # preds.json and the report itself are no runs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,9 @@ from evolver.evaluate import COMPLIANT, Report, Score, convergence, evaluate
 from evolver.model import Trajectory
 from evolver.pipeline import evolve
 
-from ..errors import ConfigError, IntakeError, InvalidTrajectory
-from ..importers import parse_line, parse_record, records_in_document
+from ..errors import ConfigError, IntakeError
+from ..importers.files import files_in, read_file
 from ..output import write_line
-
-SUFFIXES = (".jsonl", ".json")
 
 
 def load_library(folder: Path) -> list[SkillDoc]:
@@ -47,42 +44,17 @@ def _extra_files(folder: Path) -> dict[str, str]:
     return {}
 
 
-def _files(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = (p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
-            files.extend(sorted(found))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise IntakeError(f"{path} does not exist")
-    return files
-
-
-def _records(path: Path) -> list[Any]:
-    try:
-        return records_in_document(json.loads(path.read_bytes()), str(path))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntakeError(f"{path} is not a JSON document: {exc}") from exc
-
-
 def load_runs(paths: list[Path]) -> tuple[list[Trajectory], int]:
-    """Trajectories from .jsonl files (one per line), .json documents and folders of both;
-    with the number of records that were not trajectories (skipped)."""
+    """The runs in files and folders, in every format `skillforge import` reads (JSONL, JSON
+    documents, SWE-agent .traj, Claude Code and Codex sessions, OTLP); with the number of
+    records or files that were not runs (skipped)."""
     runs: list[Trajectory] = []
     skipped = 0
-    for path in _files(paths):
-        items: list[tuple[Callable[[Any], Trajectory], Any]]
-        if path.suffix == ".json":
-            items = [(parse_record, record) for record in _records(path)]
-        else:
-            lines = path.read_bytes().split(b"\n")
-            items = [(parse_line, line) for line in lines if line.strip()]
-        for parse, item in items:
-            try:
-                runs.append(parse(item))
-            except InvalidTrajectory:
+    for path in files_in(paths):
+        for item in read_file(path):
+            if isinstance(item, Trajectory):
+                runs.append(item)
+            else:
                 skipped += 1
     return runs, skipped
 
