@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="TRAJECTORIES",
-        help="held-out runs: .jsonl or .json files, or folders of them",
+        help="held-out runs: files or folders in any format `skillforge import` reads",
     )
     eval_p.add_argument("--json", action="store_true", help="print the report as JSON")
     eval_p.add_argument(
