@@ -19,6 +19,7 @@ import networkx as nx
 
 from evolver.changes import ErrorPattern, Evidence
 from evolver.model import Trajectory
+from evolver.naming import generalise, kinds_marked
 from evolver.redact import redact, sanitize_inline
 from evolver.skilldoc import slugify
 
@@ -309,6 +310,9 @@ def _normalise(text: str) -> str:
     line = redact(_first_line(text or ""))
     line = re.sub(r"^(?:error|exception)\s*[:\-]\s*", "", line, flags=re.I)
     line = re.sub(r"[\w.+-]*\d[\w+-]*", "N", line)
+    # a quoted symbol, a path or a URL is one run's value, not the error: "Stock with symbol
+    # 'AAP' not found" and "... 'MSFT' ..." are one error, "'<symbol>' not found"
+    line = kinds_marked(generalise(line))
     return sanitize_inline(line, 120).replace('"', "'") or "error without a message"
 
 

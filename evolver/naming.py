@@ -30,6 +30,7 @@ __all__ = [
     "VERBS",
     "excerpt",
     "generalise",
+    "kinds_marked",
     "intent",
     "intent_key",
     "intent_name",
@@ -909,8 +910,14 @@ _SPECIALS = str.maketrans("[]|\\<>", "()//\u2039\u203a", "`*#~$_")  # < > as ‹
 _TAGS = re.compile(r"^(?:\s*(?:\[[^\]\n]{1,24}\]|\b(?:BUG|ENH|DOC|MAINT|FEAT|API|TST)\b):?)+\s*")
 
 
+def kinds_marked(text: str) -> str:
+    """`generalise`'s kinds written ⟨kind⟩: neither HTML nor Markdown, so they survive the
+    markup escapes that would drop `<kind>`'s brackets."""
+    return _PLACEHOLDER.sub(lambda m: f"\u27e8{m.group(0)[1:-1]}\u27e9", text)
+
+
 def _markdown_safe(text: str) -> str:
-    text = _PLACEHOLDER.sub(lambda m: f"\u27e8{m.group(0)[1:-1]}\u27e9", text)  # not HTML
+    text = kinds_marked(text)
     text = re.sub(r"(?<=[A-Za-z0-9])_+(?=[A-Za-z0-9])", "-", text)  # min_degrees → min-degrees
     text = text.translate(_SPECIALS)
     text = re.sub(r"\s*&\s*", " and ", text)

@@ -221,7 +221,7 @@ def test_planted_secrets_never_reach_any_output(tmp_path: Path) -> None:
     for secret in SECRETS.values():
         assert secret not in out, secret
         assert json.dumps(secret)[1:-1] not in out
-    assert "rejected for [REDACTED:email]" in out  # the error texts are quoted, redacted
+    assert "rejected for ⟨email⟩" in out  # the error texts are quoted, redacted to their kind
     _check_all(tmp_path, cs)
 
 

@@ -154,4 +154,4 @@ def test_a_long_error_line_is_cut_before_redaction_without_leaving_half_a_secret
     out = normalise_error(text)
     assert "sk-ant" not in out and "QQQ" not in out and "second" not in out
     assert normalise_error("error: " + "y" * 5000) == "error without a message"
-    assert normalise_error(f"error: token {key}") == "token [REDACTED:anthropic-key]"
+    assert normalise_error(f"error: token {key}") == "token ⟨secret⟩"  # redacted, then a kind
