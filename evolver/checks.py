@@ -168,7 +168,9 @@ class Check:
     runs calling a), error (op never failed with `text`; runs calling op), limit (op called
     at most `n` times; runs calling op), args (every call of op passed key `text`), repeat (a
     failed call of op was not repeated unchanged; runs where op failed), answer (the final
-    answer has form `text`), fact (op never called with key = value; runs calling op)."""
+    answer has form `text`), fact (op never called with key = value; runs calling op), steps
+    (at most `n` tool calls), end (the last call succeeded), failures (at most `n` failed
+    calls), same (no call made twice with the same arguments)."""
 
     kind: str
     op: str
