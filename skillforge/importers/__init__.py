@@ -6,8 +6,8 @@ with a one-line reason, which the quarantine shows. `read_line` and `read_record
 the JSON the store keeps for the run (`Parsed.data`), worked out once: the line itself when
 it is a run in the skillforge schema that reads back as the same trajectory, else its dump.
 `records_in_document(doc)` splits a whole .json file (an array, a tau2 `Results`, a
-MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj or a SWE-agent .traj with
-its run's resolved label) into per-run records.
+MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj, a SWE-agent .traj or a
+mini-swe-agent .traj.json with its run's resolved label) into per-run records.
 """
 
 from __future__ import annotations
@@ -38,6 +38,11 @@ from .medagentbench import (
     is_medagentbench_document,
     is_medagentbench_record,
     medagentbench_records,
+)
+from .mini_swe_agent import (
+    from_mini_swe_agent_record,
+    is_mini_swe_agent_record,
+    mini_swe_agent_records,
 )
 from .moatless import from_moatless_record, is_moatless_record, moatless_records
 from .native import from_native_record, is_native_record
@@ -85,6 +90,8 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
         return moatless_records(document, source_name)
     if isinstance(document, dict) and is_swe_agent_record(document):
         return swe_agent_records(document, source_name)
+    if isinstance(document, dict) and is_mini_swe_agent_record(document):
+        return mini_swe_agent_records(document, source_name)
     return [document]
 
 
@@ -96,6 +103,7 @@ RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., 
     "intercode": (is_intercode_record, from_intercode_record),
     "moatless": (is_moatless_record, from_moatless_record),
     "swe-agent": (is_swe_agent_record, from_swe_agent_record),
+    "mini-swe-agent": (is_mini_swe_agent_record, from_mini_swe_agent_record),
     "anthropic-messages": (is_anthropic_record, from_anthropic_record),
     "openai-responses": (is_responses_record, from_responses_record),
     "openai-chat": (is_chat_record, from_chat_record),
@@ -152,8 +160,9 @@ def _parse_record(record: Any, line: str | None) -> Parsed:
         "record (messages), Anthropic messages (tool_use blocks), OpenAI Responses items "
         "(input/output/items), a tau-bench record (task_id, reward, traj), a tau2-bench "
         "simulation, a MedAgentBench result (index, status, history), an InterCode run "
-        "(environment, turn_history), a moatless-tools trajectory (transitions or steps) or a "
-        "SWE-agent .traj (trajectory, history, info); "
+        "(environment, turn_history), a moatless-tools trajectory (transitions or steps), a "
+        "SWE-agent .traj (trajectory, history, info) or a mini-swe-agent run (messages, "
+        "info.mini_version); "
         f"its keys: {keys}"
     )
 

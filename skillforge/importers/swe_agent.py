@@ -116,15 +116,22 @@ def swe_agent_records(
         return [record]
     path = Path(source_name)
     instance_id = _instance_id(_replay_config(record.get("replay_config"))) or path.stem
-    layout_1x = path.parent.name == path.stem  # <output_dir>/<id>/<id>.traj
-    run_dir = path.parent.parent if layout_1x else path.parent
+    return [{**record, **run_labels(path, path.stem, instance_id)}]
+
+
+def run_labels(path: Path, file_id: str, instance_id: str) -> dict[str, Any]:
+    """The instance id, run folder and resolved label of the run file `path` named `file_id`
+    (without its suffix), in `<run>/<id>/<id>.<suffix>` or `<run>/<id>.<suffix>`: the resolved
+    label from a harness report in the run folder or its parent, when one covers the instance."""
+    nested = path.parent.name == file_id  # <output_dir>/<id>/<id>.traj
+    run_dir = path.parent.parent if nested else path.parent
     attached: dict[str, Any] = {"instance_id": instance_id}
     if run_dir.name:
         attached["run"] = run_dir.name
     resolved = _resolved(instance_id, (run_dir, run_dir.parent))
     if resolved is not None:
         attached["resolved"] = resolved
-    return [{**record, **attached}]
+    return attached
 
 
 def from_swe_agent_record(record: dict[str, Any]) -> Trajectory:
