@@ -2,8 +2,9 @@
 was skipped.
 
 Per-record formats (one JSON object = one run: native, openai-chat, openai-responses,
-anthropic-messages, tau-bench, tau2-bench, medagentbench, intercode, moatless, swe-agent) come
-one per JSONL line or inside a .json document (a SWE-agent .traj is one too). Per-file formats
+anthropic-messages, tau-bench, tau2-bench, medagentbench, intercode, moatless, swe-agent,
+mini-swe-agent) come one per JSONL line or inside a .json document (a SWE-agent .traj is one
+too, and a mini-swe-agent .traj.json). Per-file formats
 hold a run across many lines (claude-code, codex) or spans (otel) and can only be read whole.
 `detect_format` sniffs a file; `read_file` converts it, in the format given or the one detected
 (per record, for record files).
