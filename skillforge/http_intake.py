@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,6 +183,7 @@ class IntakeServer:
     def receive(self, body: bytes, content_type: str, client: str) -> Answer:
         """Parse, validate and store one request's records (all or nothing)."""
         kind = content_type.split(";")[0].strip().lower()
+        items: Iterable[Item]
         if kind in JSONL_TYPES:
             items = _jsonl_items(body)
         elif kind in JSON_TYPES:
@@ -307,19 +308,21 @@ Item = tuple[bytes, Callable[[], Trajectory]]
 
 
 def _parse(
-    items: list[Item], where: str
+    items: Iterable[Item], where: str
 ) -> tuple[list[Trajectory], list[Quarantined], list[dict[str, Any]]]:
-    """The trajectories, the bad records for the quarantine, and the errors to answer with."""
+    """The trajectories, the bad records for the quarantine, and the errors to answer with.
+    Items are taken one at a time: a record's raw bytes are kept only when it is bad."""
     good: list[Trajectory] = []
     bad: list[Quarantined] = []
     errors: list[dict[str, Any]] = []
+    index = -1
     for index, (raw, parse) in enumerate(items):
         try:
             good.append(parse())
         except InvalidTrajectory as exc:
             errors.append({"index": index, "reason": exc.reason})
             bad.append(Quarantined(where, index + 1, index, exc.reason, excerpt(raw)))
-    if not items:
+    if index < 0:
         errors.append({"index": None, "reason": "the body holds no trajectories"})
     return good, bad, errors
 
@@ -335,10 +338,17 @@ def _json_items(body: bytes) -> list[Item]:
     return [(json.dumps(r).encode(), lambda r=r: parse_record(r)) for r in records]
 
 
-def _jsonl_items(body: bytes) -> list[Item]:
-    """A JSONL body: one record per non-blank line."""
-    lines = [line.rstrip(b"\r") for line in body.split(b"\n")]
-    return [(line, lambda line=line: parse_line(line)) for line in lines if line.strip()]
+def _jsonl_items(body: bytes) -> Iterator[Item]:
+    """A JSONL body: one record per non-blank line, cut from the body as it is read (a list
+    of every line would hold a second copy of a 30 MB body while it is parsed)."""
+    start, size = 0, len(body)
+    while start < size:
+        end = body.find(b"\n", start)
+        end = size if end < 0 else end
+        line = body[start:end].rstrip(b"\r")
+        start = end + 1
+        if line.strip():
+            yield line, lambda line=line: parse_line(line)
 
 
 def _raiser(reason: str) -> Callable[[], Trajectory]:
