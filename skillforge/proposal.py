@@ -8,10 +8,12 @@ withheld and counted, not quoted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from evolver.changes import ChangeSet, SkillChange, withheld_note
+from evolver.checks import CHECKS_FILE
 from evolver.markup import code, inline, looks_injected, withheld
 from evolver.markup import lines as paragraph
 from evolver.redact import sanitize_inline
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from .refine import Refined
 
 MAX_IDS = 50
+MAX_LESSONS = 12
 _KIND = {"create": "new skill", "update": "update", "retire": "retire"}
 
 
@@ -154,6 +157,7 @@ def _section(change: SkillChange) -> list[str]:
     note = withheld_note(change.withheld)
     if note:
         lines.append(f"- {note}")
+    lines += _lessons(change)
     if ev.errors:
         lines += ["", "| Tool | Error | Seen | Failed runs |", "|---|---|---|---|"]
         for err in ev.errors[:10]:
@@ -161,6 +165,34 @@ def _section(change: SkillChange) -> list[str]:
             message = f"({withheld()})" if hidden else inline(err.message, 120)
             lines.append(f"| {code(err.tool)} | {message} | {err.count} | {err.failed_runs} |")
     return lines
+
+
+def _lessons(change: SkillChange) -> list[str]:
+    """The skill's lessons as its checks.json holds them, each with what it did on held-out
+    tasks: what a reviewer weighs before merging the text that states them."""
+    try:
+        checks = json.loads(change.files.get(CHECKS_FILE) or "{}").get("checks") or []
+    except (json.JSONDecodeError, AttributeError):
+        return []
+    if not isinstance(checks, list) or not checks:
+        return []
+    lines = [
+        "",
+        "| Lesson | Runs that did it: succeeded | Runs that did not | p |",
+        "|---|---|---|---|",
+    ]
+    for check in checks[:MAX_LESSONS]:
+        held = check.get("held_out") or {}
+        did, other = held.get("complied") or (0, 0), held.get("other") or (0, 0)
+        lines.append(
+            f"| {inline(str(check.get('says', '')), 200)} | {_share(*did)} | {_share(*other)} "
+            f"| {inline(str(held.get('p_value', '')), 12)} |"
+        )
+    return lines
+
+
+def _share(ok: int, n: int) -> str:
+    return f"{ok / n:.0%} of {n}" if n else "none"
 
 
 def _withheld_total(changes: Sequence[SkillChange]) -> list[str]:

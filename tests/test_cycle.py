@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from evolver.checks import Check, mentions
+from evolver.markup import inline
 from evolver.model import Trajectory
 from skillforge import review
 from skillforge.config import load
@@ -65,6 +66,13 @@ def test_a_cycle_proposes_skills_on_a_pushed_branch(setup, airline_runs):
     assert "| Skill | Change | Runs | Success rate |" in proposal["description"]
     for change in store.proposal_changes(proposal["id"]):
         assert f"`{change['skill']}`" in proposal["description"]
+    # each learned skill's lessons, with their held-out figures, as its checks.json has them
+    header = "| Lesson | Runs that did it: succeeded | Runs that did not | p |"
+    assert header in proposal["description"]
+    learned = [c["skill"] for c in store.proposal_changes(proposal["id"])]
+    says = json.loads(repo.read(f"{learned[0]}/checks.json", f"evolve/{result.proposal}"))
+    first = says["checks"][0]
+    assert f"| {inline(first['says'], 200)} | " in proposal["description"]
 
 
 def test_a_cycle_with_nothing_new_commits_nothing(setup, airline_runs):
