@@ -159,12 +159,17 @@ def _size(n: int, folder: Path, profile: bool, say: Callable[[str], None]) -> di
     say(f"cycle: {n} runs stored in {time.perf_counter() - started:.1f} s (setup)")
     result = _child("cycle", str(folder), str(profile))
     assert result is not None
-    say(
-        f"cycle: {n} runs: {result['seconds']} s (load {result['load_seconds']}, evolve"
+    say(f"cycle: {n} runs: {_timing(result)}")
+    return result
+
+
+def _timing(result: dict[str, Any]) -> str:
+    """A cycle's time by phase and its peak memory, for the progress lines."""
+    return (
+        f"{result['seconds']} s (load {result['load_seconds']}, evolve"
         f" {result['evolve_seconds']}, propose {result['propose_seconds']}),"
         f" peak {result['peak_rss_mib']} MiB"
     )
-    return result
 
 
 def run(
@@ -183,9 +188,7 @@ def run(
         incremental = _child("cycle", str(folder), str(profile))
         assert incremental is not None
         say(
-            f"cycle: {INCREMENT} new on top of {sizes[-1]}: {incremental['seconds']} s"
-            f" (load {incremental['load_seconds']}, evolve {incremental['evolve_seconds']},"
-            f" propose {incremental['propose_seconds']}), peak {incremental['peak_rss_mib']} MiB,"
+            f"cycle: {INCREMENT} new on top of {sizes[-1]}: {_timing(incremental)},"
             f" {incremental['resampled']} clusters resampled"
         )
         baseline = next((p for p in points if p["runs"] == INCREMENT), None)

@@ -11,8 +11,10 @@ Either is released when its holder dies, SIGKILL included, so another one takes 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Protocol, TypeAlias
@@ -132,3 +134,20 @@ def leader_lock(db: str | Path, name: str = "cycle") -> LeaderLock:
         return PgLeaderLock(str(db), name)
     path = Path(db)
     return FileLeaderLock(path.with_name(f"{path.name}.{name}.leader"))
+
+
+@contextlib.contextmanager
+def leading_cycles(db: str | Path, display: str, refused: str) -> Iterator[None]:
+    """On a shared PostgreSQL store, hold the cycle leader lock for the block, or raise
+    StoreError (a daemon leads; `refused` says what to do). On SQLite (one host) nothing: the
+    library lock keeps cycles apart, and a serving daemon may lead."""
+    if not is_postgres(db):
+        yield
+        return
+    lock = leader_lock(db)
+    if not lock.try_lead():
+        raise StoreError(f"a skillforge daemon leads the cycles of {display}{refused}")
+    try:
+        yield
+    finally:
+        lock.release()

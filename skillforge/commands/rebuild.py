@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from evolver.pipeline import EvolveParams
 
 from .. import clusterstate
 from ..config import Config
-from ..errors import StoreError
 from ..library import LibraryRepo
 from ..output import write_line
-from ..stores import leader_lock, open_store
+from ..stores import leading_cycles, open_store
+
+# what a daemon leading a shared PostgreSQL store's cycles leaves to do
+_REFUSED = (
+    "; stop it (or set lead_cycles = false on it) before rebuilding its cluster state"
+)
 
 
 def rebuild(config: Config) -> int:
@@ -24,7 +25,8 @@ def rebuild(config: Config) -> int:
     params = EvolveParams(
         min_runs=config.min_runs, min_successes=config.min_successes, unused_days=config.unused_days
     )
-    with _leading(config), repo.lock(), open_store(config.store_location) as store:
+    leading = leading_cycles(config.store_location, config.store_display, _REFUSED)
+    with leading, repo.lock(), open_store(config.store_location) as store:
         state = clusterstate.rebuild(store, params)
         unassigned = store.stored_after(state.upto)
     write_line(
@@ -34,22 +36,3 @@ def rebuild(config: Config) -> int:
     if unassigned:
         write_line(f"{unassigned:,} newer runs have no cluster yet; the next cycle takes them in")
     return 0
-
-
-@contextlib.contextmanager
-def _leading(config: Config) -> Iterator[None]:
-    """On a shared PostgreSQL store, hold the cycle leader lock: a daemon on another host
-    could otherwise run a cycle on the state while it is rebuilt."""
-    if not config.db_is_postgres:
-        yield
-        return
-    lock = leader_lock(config.store_location)
-    if not lock.try_lead():
-        raise StoreError(
-            f"a skillforge daemon leads the cycles of {config.store_display}; stop it (or set"
-            " lead_cycles = false on it) before rebuilding its cluster state"
-        )
-    try:
-        yield
-    finally:
-        lock.release()

@@ -1,4 +1,5 @@
-"""Recognise tool errors that a format signals only in text (`Error: ...`, tracebacks)."""
+"""Recognise tool errors that a format signals only in text (`Error: ...`, tracebacks), and cut
+long observations so that the end, where a failure shows, is kept."""
 
 from __future__ import annotations
 
@@ -42,3 +43,12 @@ def error_summary(result: str, limit: int = 500) -> str:
     """The part of an error result worth keeping as its error text: the first line, bounded."""
     line = result.strip().split("\n", 1)[0]
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def head_and_tail(text: str, limit: int) -> str:
+    """Head and tail of a long observation: the start says what ran, the end how it ended."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 4 // 5, limit // 5
+    omitted = len(text) - head - tail
+    return f"{text[:head]}\n… [{omitted} characters omitted] …\n{text[-tail:]}"

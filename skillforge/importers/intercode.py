@@ -28,7 +28,7 @@ from typing import Any
 from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
-from .errortext import error_summary, looks_like_error
+from .errortext import error_summary, head_and_tail, looks_like_error
 
 FORMAT = "intercode"
 MAX_RESULT_CHARS = 20_000  # one observation reached 940k characters (a recursive ls)
@@ -205,7 +205,7 @@ def _call(environment: str, action: str, observation: Any, valid: Any) -> dict[s
     if observation is None:
         return call
     result = observation if isinstance(observation, str) else _text(observation)
-    call["result"] = _clip(result)
+    call["result"] = head_and_tail(result, MAX_RESULT_CHARS)
     if valid is False or (name != "submit" and _reads_as_error(result)):
         call["error"] = True
         call["error_text"] = (
@@ -250,12 +250,3 @@ def _list(history: dict[str, Any], key: str) -> list[Any]:
 
 def _text(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _clip(text: str, limit: int = MAX_RESULT_CHARS) -> str:
-    """Head and tail of a huge observation: the start says what ran, the end how it failed."""
-    if len(text) <= limit:
-        return text
-    head, tail = limit * 4 // 5, limit // 5
-    omitted = len(text) - head - tail
-    return f"{text[:head]}\n… [{omitted} characters omitted] …\n{text[-tail:]}"

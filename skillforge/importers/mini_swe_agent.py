@@ -28,18 +28,26 @@ import re
 from pathlib import Path
 from typing import Any
 
-from evolver.model import Trajectory, content_id
+from evolver.model import Trajectory
 
 from ..errors import InvalidTrajectory
 from .chat import _arguments
 from .errortext import error_summary
-from .swe_agent import _PR, _SAFE_PART, _clip, _cut, _failure, _text, run_labels
+from .swe_agent import (
+    _PR,
+    _SAFE_PART,
+    _clip,
+    _cut,
+    _failure,
+    _text,
+    run_labels,
+    swe_bench_trajectory,
+)
 
 FORMAT = "mini-swe-agent"
 DOMAIN = "swe-bench"
 MAX_COMMAND_CHARS = 2_000
 _SUFFIX = ".traj.json"
-_ATTACHED = ("instance_id", "run", "resolved")  # what mini_swe_agent_records adds
 _BLOCK = re.compile(r"```(?:bash|mswea_bash_command)[ \t]*\n(.*?)\n?```", re.DOTALL)
 _ISSUE = re.compile(
     r"^\s*Please solve this issue:\s*(.*?)\s*(?:\n\s*You can execute bash commands\b.*)?\Z",
@@ -132,40 +140,21 @@ def from_mini_swe_agent_record(record: dict[str, Any]) -> Trajectory:
             elif role == "user" and text.strip():
                 steps.append({"type": "message", "role": "user", "text": text})
         # system and exit messages are no steps
-    version = _version(record, info, shape)
-    instance_id = record.get("instance_id") or _given_instance(record)
-    model = _model(info)
-    run = record.get("run")
-    exit_status = info.get("exit_status") if isinstance(info.get("exit_status"), str) else None
-    resolved = record.get("resolved")
-    stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
-    data = {
-        "id": _id(record, run or model, instance_id),
-        "agent": "/".join(p for p in (model, f"mini-swe-agent-{version}" if version else "") if p),
-        "task": task,
-        "steps": steps,
-        "outcome": {"success": resolved, "reason": exit_status}
-        if isinstance(resolved, bool)
-        else None,
-        "metadata": {
-            "format": FORMAT,
-            "source": FORMAT,
-            "task_id": instance_id,
-            "instance_id": instance_id,
-            "domain": DOMAIN,
-            "run": run,
-            "model": model,
-            "version": version,
+    stats = info.get("model_stats")
+    return swe_bench_trajectory(
+        record,
+        FORMAT,
+        task,
+        steps,
+        instance_id=record.get("instance_id") or _given_instance(record),
+        model=_model(info),
+        version=_version(record, info, shape),
+        metadata={
             "shape": shape,
-            "exit_status": exit_status,
-            "cost": stats.get("instance_cost"),
-            "api_calls": stats.get("api_calls"),
+            "api_calls": stats.get("api_calls") if isinstance(stats, dict) else None,
             "format_errors": format_errors,
         },
-    }
-    from . import validate  # late import: the package module imports this one
-
-    return validate(data)
+    )
 
 
 def _commands(message: dict[str, Any], text: str) -> tuple[list[tuple[str | None, str]], str]:
@@ -259,11 +248,3 @@ def _version(record: dict[str, Any], info: dict[str, Any], shape: str) -> str | 
     if shape == "tool-call":
         return "2.x"
     return "1.x" if record.get("trajectory_format") == "mini-swe-agent-1" else None
-
-
-def _id(record: dict[str, Any], run: Any, instance_id: Any) -> str:
-    """`mini-swe-agent:<run or model>:<instance>`, else a hash of the run as written."""
-    if all(isinstance(p, str) and _SAFE_PART.fullmatch(p) for p in (run, instance_id)):
-        return f"{FORMAT}:{run}:{instance_id}"
-    own = {k: v for k, v in record.items() if k not in _ATTACHED}
-    return content_id(own, prefix=FORMAT)

@@ -40,7 +40,7 @@ from typing import Any
 from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
-from .errortext import error_summary, looks_like_error
+from .errortext import error_summary, head_and_tail, looks_like_error
 
 FORMAT = "swe-agent"
 DOMAIN = "swe-bench"
@@ -162,24 +162,48 @@ def from_swe_agent_record(record: dict[str, Any]) -> Trajectory:
         if action.strip() and not _EXIT_ACTION.match(action.strip()):
             steps.append(_call(action, step.get("observation"), open_file or None, call_ids))
     info = record["info"]
-    version = _version(info, shape)
     instance_id = record.get("instance_id") or _instance_id(config)
-    model = _model(config)
+    return swe_bench_trajectory(
+        record,
+        FORMAT,
+        task,
+        steps,
+        instance_id=instance_id,
+        model=_model(config),
+        version=_version(info, shape),
+    )
+
+
+def swe_bench_trajectory(
+    record: dict[str, Any],
+    fmt: str,
+    task: str,
+    steps: list[dict[str, Any]],
+    *,
+    instance_id: Any,
+    model: str | None,
+    version: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> Trajectory:
+    """A SWE-bench agent's run as a trajectory: its id, its outcome from the harness report
+    attached by `run_labels` (never from `exit_status`), and the metadata both SWE-agent and
+    mini-swe-agent runs carry; `metadata` adds the format's own."""
+    info = record["info"]
     run = record.get("run")
     exit_status = info.get("exit_status") if isinstance(info.get("exit_status"), str) else None
     resolved = record.get("resolved")
     stats = info.get("model_stats") if isinstance(info.get("model_stats"), dict) else {}
     data = {
-        "id": _id(record, run or model, instance_id),
-        "agent": "/".join(p for p in (model, f"swe-agent-{version}") if p),
+        "id": _id(record, run or model, instance_id, fmt),
+        "agent": "/".join(p for p in (model, f"{fmt}-{version}" if version else "") if p),
         "task": task,
         "steps": steps,
         "outcome": {"success": resolved, "reason": exit_status}
         if isinstance(resolved, bool)
         else None,
         "metadata": {
-            "format": FORMAT,
-            "source": FORMAT,
+            "format": fmt,
+            "source": fmt,
             "task_id": instance_id,
             "instance_id": instance_id,
             "domain": DOMAIN,
@@ -188,6 +212,7 @@ def from_swe_agent_record(record: dict[str, Any]) -> Trajectory:
             "version": version,
             "exit_status": exit_status,
             "cost": stats.get("instance_cost"),
+            **(metadata or {}),
         },
     }
     from . import validate  # late import: the package module imports this one
@@ -425,14 +450,14 @@ def _instance_id(config: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _id(record: dict[str, Any], run: Any, instance_id: Any) -> str:
-    """`swe-agent:<run or model>:<instance>`, else a hash of the .traj as written (what
-    `swe_agent_records` attached left out, so a report appearing later keeps the id)."""
+def _id(record: dict[str, Any], run: Any, instance_id: Any, fmt: str = FORMAT) -> str:
+    """`<format>:<run or model>:<instance>`, else a hash of the run as written (what
+    `run_labels` attached left out, so a report appearing later keeps the id)."""
     parts = (run, instance_id)
     if all(isinstance(p, str) and _SAFE_PART.fullmatch(p) for p in parts):
-        return f"swe-agent:{run}:{instance_id}"
+        return f"{fmt}:{run}:{instance_id}"
     own = {k: v for k, v in record.items() if k not in _ATTACHED}
-    return content_id(own, prefix="swe-agent")
+    return content_id(own, prefix=fmt)
 
 
 def _resolved(instance_id: str, folders: tuple[Path, ...]) -> bool | None:
@@ -533,9 +558,4 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _cut(text: str, limit: int = MAX_RESULT_CHARS) -> str:
-    """Head and tail of a long observation: the start says what ran, the end how it ended."""
-    if len(text) <= limit:
-        return text
-    head, tail = limit * 4 // 5, limit // 5
-    omitted = len(text) - head - tail
-    return f"{text[:head]}\n… [{omitted} characters omitted] …\n{text[-tail:]}"
+    return head_and_tail(text, limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Iterator
 
 from evolver.changes import SkillDoc
 from evolver.checks import (
@@ -79,20 +80,27 @@ def test_a_one_task_coincidence_is_not_written() -> None:
     assert all("ping" not in (m.check.op, m.check.other) for m in kept)
 
 
-def test_a_spurious_correlation_in_training_that_does_not_hold_out_is_not_written() -> None:
-    """A tool called at random, with no effect on success: on some seeds it correlates with
-    success in-sample; cross-fitting must not keep it."""
-    written = 0
-    for seed in range(20):
+def _coin_flips(extra: Callable[[int], ToolCall], seeds: int = 20) -> Iterator[list[Trajectory]]:
+    """For each seed, status checks on 10 tasks, 4 runs each: half of the runs also make the
+    `extra` call (given the task), and success is a coin flip either way."""
+    for seed in range(seeds):
         rng = random.Random(seed)
         runs = []
         for t in range(10):
             for k in range(4):
                 calls = [_call("get_status", id=t)]
                 if rng.random() < 0.5:
-                    calls.append(_call("log_note"))
+                    calls.append(extra(t))
                 ok = rng.random() < 0.5
                 runs.append(_run(f"s{seed}-{t}-{k}", f"Check status {t}", calls, ok))
+        yield runs
+
+
+def test_a_spurious_correlation_in_training_that_does_not_hold_out_is_not_written() -> None:
+    """A tool called at random, with no effect on success: on some seeds it correlates with
+    success in-sample; cross-fitting must not keep it."""
+    written = 0
+    for runs in _coin_flips(lambda t: _call("log_note")):
         kept = validated(runs)
         written += any("log_note" in (m.check.op, m.check.other) for m in kept)
     # alpha 0.1 per question, so now and then by chance (in-sample, about half the seeds
@@ -218,16 +226,7 @@ def test_error_checks_ask_what_a_run_did() -> None:
 def test_a_random_stop_on_an_error_is_not_written() -> None:
     """Whether a run stopped on its failed call is a coin flip with no bearing on success."""
     written = 0
-    for seed in range(20):
-        rng = random.Random(seed)
-        runs = []
-        for t in range(10):
-            for k in range(4):
-                calls = [_call("get_status", id=t)]
-                if rng.random() < 0.5:
-                    calls.append(_call("get_status", error=True, id=t))
-                ok = rng.random() < 0.5
-                runs.append(_run(f"s{seed}-{t}-{k}", f"Check status {t}", calls, ok))
+    for runs in _coin_flips(lambda t: _call("get_status", error=True, id=t)):
         written += any(m.check.kind == "end" for m in validated(runs))
     assert written <= 4
 
