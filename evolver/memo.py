@@ -42,7 +42,7 @@ __all__ = [
     "encode_view",
 ]
 
-VERSION = "5"  # bump when a stage's output changes for the same inputs
+VERSION = "6"  # bump when a stage's output changes for the same inputs
 T = TypeVar("T")
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "intent",
     "intent_key",
     "intent_name",
+    "is_filler",
     "name_key",
     "same_intent",
     "verb_lemma",
@@ -51,6 +52,7 @@ def _pairs(text: str) -> dict[str, str]:
 
 
 FALLBACK_VERB = "handle"
+HEAD_SHARE = 0.1  # the verb's usual object must be so in this share of the tasks to lead
 SECOND_WORD = 0.6  # a second object word must score at least this share of the first's
 REPORT_SECOND_WORD = 0.8  # ... and in issue reports, where any title word may score
 FOCUS_WEIGHT = 2.0  # how much being the verb's direct object (or in an issue's title) counts
@@ -117,7 +119,7 @@ _GENERIC_TEXT = """
     following full good grep happy hello help hey hour hours information init instead issue
     last later least less lib lot ls main many minimal minute minutes month months morning much
     new next none nothing null number numbers okay old option options outcome output overall
-    particular people person please polite possible prefer preferred problem properly python
+    particular past people person please polite possible prefer preferred problem properly python
     question reactive reason recent recently reproduce reproduction request result results right
     rmdir sed self shell should show_versions similar single someone sorry specific src stdout
     stderr steps stuff sudo summary task terminal thank thanks thing things time times today
@@ -574,6 +576,8 @@ def _read(task: str) -> tuple[tuple[_Ask, ...], bool, str]:
     asks = tuple(_asks_in(text))
     if not asks and _BUG.search(text):
         return (_Ask("fix", "", 0),), True, text
+    if asks and asks[0].verb == "fix" and not _heads(asks[0]):
+        return asks, True, text  # "... for the past few hours. You want to fix it": a report
     return asks, False, text
 
 
@@ -606,6 +610,14 @@ def _content(word: str, code: bool = False) -> str | None:
     if low.endswith("ing") and len(low) > 5 and low not in _ING_NOUNS:
         return None  # cancelling, differing, containing: an act or a quality, not the thing
     return low
+
+
+def is_filler(term: str) -> bool:
+    """Whether a clustering keyword (a lightly stemmed word: "alway", "showing") is filler no
+    name would take: a generic, time or persona word, an adverb or a verb form. Such a word may
+    still group runs; it does not tell a reader when to use a skill."""
+    forms = {term, term + "s", term[:-1] + "ies" if term.endswith("y") else term}
+    return any(_content(form) is None for form in forms)
 
 
 @lru_cache(maxsize=1 << 15)
@@ -785,6 +797,8 @@ def _choose(ranked: Sequence[str], scores: dict[str, float], t: _Tally, n: int) 
     or module word nearly as telling."""
     reports = t.reports * 2 >= n
     most = max((t.heads[w] for w in ranked), default=0)
+    if most < HEAD_SHARE * n:
+        most = 0  # one task's object ("the water bottle") does not name forty exchanges
     first = ranked[0] if reports or not most else next(w for w in ranked if t.heads[w] * 2 >= most)
     floor = (REPORT_SECOND_WORD if reports else SECOND_WORD) * scores[first]
     for w in ranked:

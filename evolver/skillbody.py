@@ -26,7 +26,7 @@ from evolver.graph import (
 from evolver.guidance import Guidance
 from evolver.markup import injected_spans, looks_injected, quote, strip_injected, withheld
 from evolver.model import Trajectory
-from evolver.naming import excerpt
+from evolver.naming import excerpt, is_filler
 from evolver.redact import sanitize_inline
 from evolver.skilldoc import find_managed_block
 
@@ -120,9 +120,13 @@ def tainted_words(runs: Sequence[Trajectory]) -> frozenset[str]:
 
 def key_terms(cluster: Cluster) -> list[str]:
     """The cluster's keywords that are fit to quote: none from a part of a request that reads
-    as instructions."""
+    as instructions, and no filler ("always", "able")."""
     tainted = tainted_words(cluster.members)
-    return [k for k in cluster.keywords if k not in tainted and not looks_injected(k)]
+    return [
+        k
+        for k in cluster.keywords
+        if k not in tainted and not looks_injected(k) and not is_filler(k)
+    ]
 
 
 def quotes_injected(check: Check) -> bool:

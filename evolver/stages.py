@@ -46,7 +46,7 @@ from evolver.memo import (
     encode_view,
 )
 from evolver.model import Trajectory
-from evolver.naming import intent, intent_name
+from evolver.naming import intent, intent_name, is_filler
 from evolver.skillbody import ok_runs, tainted_words, tool_runs
 from evolver.synthesize import (
     View,
@@ -103,7 +103,11 @@ class Stages:
     def terms(self, g: Group) -> list[str]:
         """`skillbody.key_terms` of the group's cluster."""
         tainted = set(self.memo("tainted", [g.fp], lambda: sorted(tainted_words(self.runs(g)))))
-        return [k for k in g.keywords if k not in tainted and not looks_injected(k)]
+        return [
+            k
+            for k in g.keywords
+            if k not in tainted and not looks_injected(k) and not is_filler(k)
+        ]
 
     def candidate_names(self, g: Group, background: Sequence[str]) -> list[str]:
         base = self.memo(
