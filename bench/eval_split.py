@@ -66,8 +66,7 @@ from evolver.evaluate import (
 from evolver.model import Trajectory
 from evolver.pipeline import evolve
 from skillforge import cli
-from skillforge.errors import InvalidTrajectory
-from skillforge.importers import parse_record, records_in_document
+from skillforge.importers.files import files_in, read_file
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpora" / "tau-bench-airline" / "gpt-4o-airline.json"
@@ -89,7 +88,8 @@ NAME_WIDTH = 28  # longer names of held-out sides are cut short in the summary
 
 @dataclass(frozen=True)
 class Item:
-    """One run of a corpus: the record as read (what goes to the held-out file), the run."""
+    """One run of a corpus: the run, and its record in the skillforge schema (what goes to the
+    held-out file `skillforge eval` reads)."""
 
     record: dict[str, Any]
     run: Trajectory
@@ -112,18 +112,15 @@ class Item:
 
 
 def load_corpus(path: Path) -> list[Item]:
-    """Every run of a result file, or of the .json result files in a folder, in file order.
-    A folder's model names come from each file's name (MedAgentBench's `<model>_overall.json`)
-    or its runs (tau2's agent)."""
-    files = sorted(p for p in path.rglob("*.json") if p.is_file()) if path.is_dir() else [path]
+    """Every run of a result file, or of the files below a folder, in file order: any format
+    `skillforge import` reads (benchmark results, JSONL of records, agent transcripts), so a
+    corpus of another agent shape is measured the same way. A folder's model names come from
+    each file's name (MedAgentBench's `<model>_overall.json`) or its runs (tau2's agent)."""
     items: list[Item] = []
-    for file in files:
-        document = json.loads(file.read_text(encoding="utf-8"))
-        for record in records_in_document(document, source_name=str(file)):
-            try:
-                items.append(Item(record, parse_record(record)))
-            except InvalidTrajectory:
-                continue
+    for file in files_in([path]):
+        for found in read_file(file):
+            if isinstance(found, Trajectory):
+                items.append(Item(found.model_dump(mode="json", exclude_none=True), found))
     if not items:
         raise SystemExit(f"no runs in {path}")
     return items

@@ -140,7 +140,7 @@ def test_a_model_split_runs_end_to_end(bench, tmp_path: Path, capsys) -> None:
     assert "80/80" in pooled
     for held in ("gpt-4o", "llama-3.3"):
         lines = (out / f"test-{held}" / "heldout.jsonl").read_text().splitlines()
-        assert len(lines) == 40 and {json.loads(line)["model"] for line in lines} == {held}
+        assert len(lines) == 40 and {json.loads(line)["agent"] for line in lines} == {held}
         assert list((out / f"test-{held}" / "library").glob("*/SKILL.md"))
 
 
@@ -159,3 +159,17 @@ def test_nested_corpora_load_with_their_outcomes(bench) -> None:
     assert len(items) == 600  # two runs of 300 SWE-bench Lite tasks
     assert sum(i.run.succeeded is True for i in items) == 70 + 74
     assert len({i.model for i in items}) == 2
+
+
+def test_a_corpus_in_any_importable_shape_loads_the_same_runs(bench, tmp_path: Path) -> None:
+    # a held-back corpus may come as JSONL records rather than benchmark result files
+    items = corpus(bench, MAB)[:40]
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for part, chunk in enumerate((items[:25], items[25:])):
+        lines = "".join(json.dumps(i.record) + "\n" for i in chunk)
+        (folder / f"runs-{part}.jsonl").write_text(lines, encoding="utf-8")
+    (folder / "notes.json").write_text('{"not": "a run"}', encoding="utf-8")
+    again = bench.load_corpus(folder)
+    assert [i.run for i in again] == [i.run for i in items]
+    assert {i.model for i in again} == {i.model for i in items}
