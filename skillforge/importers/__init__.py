@@ -7,7 +7,8 @@ the JSON the store keeps for the run (`Parsed.data`), worked out once: the line 
 it is a run in the skillforge schema that reads back as the same trajectory, else its dump.
 `records_in_document(doc)` splits a whole .json file (an array, a tau2 `Results`, a
 MedAgentBench `overall.json`, an InterCode log, a moatless-tools traj, a SWE-agent .traj or a
-mini-swe-agent .traj.json with its run's resolved label) into per-run records.
+mini-swe-agent .traj.json with its run's resolved label, a Harbor ATIF trajectory with its
+trial's reward) into per-run records.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from evolver.model import Trajectory, with_safe_names
 from evolver.redact import redact
 
 from ..errors import InvalidTrajectory
+from .adp import from_adp_record, is_adp_record
 from .anthropic import from_anthropic_record, is_anthropic_record
+from .atif import atif_records, from_atif_record, is_atif_record
 from .chat import from_chat_record, from_tau_record, is_chat_record, is_tau_record
 from .claude_code import is_claude_code_event
 from .codex import is_codex_line
@@ -92,6 +95,8 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
         return swe_agent_records(document, source_name)
     if isinstance(document, dict) and is_mini_swe_agent_record(document):
         return mini_swe_agent_records(document, source_name)
+    if isinstance(document, dict) and is_atif_record(document):
+        return atif_records(document, source_name)
     return [document]
 
 
@@ -104,6 +109,10 @@ RECORD_FORMATS: dict[str, tuple[Callable[[dict[str, Any]], bool], Callable[..., 
     "moatless": (is_moatless_record, from_moatless_record),
     "swe-agent": (is_swe_agent_record, from_swe_agent_record),
     "mini-swe-agent": (is_mini_swe_agent_record, from_mini_swe_agent_record),
+    # before the chat shapes and native (an ATIF trajectory has `steps`): each is told by its
+    # own mark, `content` items with a `class_` and a `schema_version` "ATIF-..."
+    "adp": (is_adp_record, from_adp_record),
+    "atif": (is_atif_record, from_atif_record),
     "anthropic-messages": (is_anthropic_record, from_anthropic_record),
     "openai-responses": (is_responses_record, from_responses_record),
     "openai-chat": (is_chat_record, from_chat_record),
@@ -161,8 +170,9 @@ def _parse_record(record: Any, line: str | None) -> Parsed:
         "(input/output/items), a tau-bench record (task_id, reward, traj), a tau2-bench "
         "simulation, a MedAgentBench result (index, status, history), an InterCode run "
         "(environment, turn_history), a moatless-tools trajectory (transitions or steps), a "
-        "SWE-agent .traj (trajectory, history, info) or a mini-swe-agent run (messages, "
-        "info.mini_version); "
+        "SWE-agent .traj (trajectory, history, info), a mini-swe-agent run (messages, "
+        "info.mini_version), an Agent Data Protocol record (content items with class_) or a "
+        "Harbor ATIF trajectory (schema_version ATIF-..., steps); "
         f"its keys: {keys}"
     )
 

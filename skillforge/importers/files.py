@@ -3,8 +3,8 @@ was skipped.
 
 Per-record formats (one JSON object = one run: native, openai-chat, openai-responses,
 anthropic-messages, tau-bench, tau2-bench, medagentbench, intercode, moatless, swe-agent,
-mini-swe-agent) come one per JSONL line or inside a .json document (a SWE-agent .traj is one
-too, and a mini-swe-agent .traj.json). Per-file formats
+mini-swe-agent, adp, atif) come one per JSONL line or inside a .json document (a SWE-agent .traj
+is one too, a mini-swe-agent .traj.json, and a Harbor ATIF trajectory.json). Per-file formats
 hold a run across many lines (claude-code, codex) or spans (otel) and can only be read whole.
 `detect_format` sniffs a file; `read_file` converts it, in the format given or the one detected
 (per record, for record files).
