@@ -32,6 +32,7 @@ _SHELL_TOOLS = frozenset(
         "run_shell_command", "exec_command", "local_shell", "container.exec", "run_terminal_cmd",
         "shell_command", "run_bash", "bash_tool", "execute_shell", "run_in_terminal",
         "shell_exec", "terminal_exec", "run_shell", "cmd_run", "bash_code_execution",
+        "bash_command",
     }
 )  # fmt: skip
 _PYTHON_TOOLS = frozenset(
@@ -1106,11 +1107,16 @@ def _as_dict(args: dict[str, Any] | str) -> dict[str, Any] | str:
     return args
 
 
+# Where a shell tool's command is; "keystrokes" is what Terminus (Harbor) types into tmux.
+_SHELL_KEYS = ("command", "cmd", "script", "commands", "argv", "code", "input", "action")
+_SHELL_KEYS += ("keystrokes",)
+
+
 def _shell_found(args: dict[str, Any] | str) -> tuple[str, int] | None:
     """The operation a shell tool's arguments hold: a command string, an argv, a command list."""
     if isinstance(args, str):
         return _script_op(args)
-    for key in ("command", "cmd", "script", "commands", "argv", "code", "input", "action"):
+    for key in _SHELL_KEYS:
         value = args.get(key)
         if isinstance(value, str):
             return _script_op(value)

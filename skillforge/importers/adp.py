@@ -32,8 +32,15 @@ from typing import Any
 from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
-from .errortext import error_summary, head_and_tail, looks_like_error
-from .swe_agent import _SAFE_PART, _failure, _runs_viewer
+from .errortext import (
+    clip,
+    error_summary,
+    head_and_tail,
+    looks_like_error,
+    prints_file_content,
+    shell_failure,
+)
+from .swe_agent import SAFE_ID_PART
 
 FORMAT = "adp"
 SUPPORTED_VERSIONS = ("1.2.0", "1.1.0", "1.0.0")
@@ -104,7 +111,7 @@ def code_call(language: str, code: str) -> tuple[str, dict[str, Any]]:
     """The tool and arguments of a `code_action`, named as the operations layer resolves
     shell and Python tools: bash {command}, python {code}, else the language {code}."""
     lowered = language.strip().lower()
-    code = _clip(code, MAX_CODE_CHARS)
+    code = clip(code, MAX_CODE_CHARS)
     if lowered in _SHELL_LANGUAGES:
         return "bash", {"command": code}
     if lowered in _PYTHON_LANGUAGES:
@@ -117,7 +124,7 @@ def result_error(name: str, arguments: Any, result: str) -> str | None:
     and last lines (the SWE-agent rules), any other result by `looks_like_error`."""
     command = arguments.get("command") if isinstance(arguments, dict) else None
     if name.lower() in _SHELL_TOOLS and isinstance(command, str):
-        return _failure(result, viewer=_runs_viewer(command))
+        return shell_failure(result, viewer=prints_file_content(command))
     return error_summary(result) if looks_like_error(result) else None
 
 
@@ -279,7 +286,7 @@ def _page(item: dict[str, Any]) -> str:
     url, tree = item.get("url"), item.get("axtree")
     parts = [f"url: {url}" if isinstance(url, str) and url else "[web page]"]
     if isinstance(tree, str) and tree.strip():
-        parts.append(_clip(tree.strip(), MAX_PAGE_CHARS))
+        parts.append(clip(tree.strip(), MAX_PAGE_CHARS))
     return "\n".join(parts)
 
 
@@ -288,7 +295,7 @@ def _id(record: dict[str, Any], record_id: Any, dataset: str | None, run_id: Any
     else a hash of the record."""
     parts = [p for p in (dataset, record_id, run_id) if p is not None]
     if isinstance(record_id, str) and all(
-        isinstance(p, str) and _SAFE_PART.fullmatch(p) for p in parts
+        isinstance(p, str) and SAFE_ID_PART.fullmatch(p) for p in parts
     ):
         return ":".join((FORMAT, *parts))
     return content_id(record, prefix=FORMAT)
@@ -302,7 +309,3 @@ def _string(value: Any, where: str) -> str:
 
 def _json(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, default=str) if value is not None else None
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -36,7 +36,7 @@ from evolver.model import Trajectory, content_id
 from ..errors import InvalidTrajectory
 from .adp import details_outcome, result_error
 from .errortext import head_and_tail
-from .swe_agent import _SAFE_PART
+from .swe_agent import SAFE_ID_PART
 
 FORMAT = "atif"
 MAX_RESULT_CHARS = 10_000
@@ -305,7 +305,7 @@ def _id(record: dict[str, Any]) -> str:
         parts.append(trajectory)
     if record.get("atif_segment") is not None:
         parts.append(record["atif_segment"])
-    if all(isinstance(p, str) and _SAFE_PART.fullmatch(p) for p in parts):
+    if all(isinstance(p, str) and SAFE_ID_PART.fullmatch(p) for p in parts):
         return ":".join((FORMAT, *parts))
     own = {k: v for k, v in record.items() if k not in _ATTACHED}
     return content_id(own, prefix=FORMAT)

@@ -32,14 +32,12 @@ from evolver.model import Trajectory
 
 from ..errors import InvalidTrajectory
 from .chat import _arguments
-from .errortext import error_summary
+from .errortext import clip, error_summary, head_and_tail, shell_failure
 from .swe_agent import (
-    _PR,
-    _SAFE_PART,
-    _clip,
-    _cut,
-    _failure,
-    _text,
+    MAX_RESULT_CHARS,
+    PR_DESCRIPTION,
+    SAFE_ID_PART,
+    message_text,
     run_labels,
     swe_bench_trajectory,
 )
@@ -98,7 +96,7 @@ def from_mini_swe_agent_record(record: dict[str, Any]) -> Trajectory:
         (i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"),
         None,
     )
-    task = _task(_text(messages[first].get("content"))) if first is not None else ""
+    task = _task(message_text(messages[first].get("content"))) if first is not None else ""
     if not task:
         raise InvalidTrajectory("no task: the run has no user message")
     steps: list[dict[str, Any]] = [{"type": "message", "role": "user", "text": task}]
@@ -110,7 +108,7 @@ def from_mini_swe_agent_record(record: dict[str, Any]) -> Trajectory:
         if not isinstance(message, dict):
             raise InvalidTrajectory(f"messages[{position}] is not an object")
         role = message.get("role")
-        text = _text(message.get("content"))
+        text = message_text(message.get("content"))
         if role == "assistant":
             waiting = []  # a call left unanswered stays without a result
             commands, thought = _commands(message, text)
@@ -123,7 +121,7 @@ def from_mini_swe_agent_record(record: dict[str, Any]) -> Trajectory:
                 call: dict[str, Any] = {
                     "type": "tool_call",
                     "name": "bash",
-                    "arguments": {"command": _clip(command, MAX_COMMAND_CHARS)},
+                    "arguments": {"command": clip(command, MAX_COMMAND_CHARS)},
                 }
                 if call_id:
                     call["id"] = call_id
@@ -193,7 +191,7 @@ def _attach(call: dict[str, Any], text: str, extra: Any) -> None:
     code = _RETURNCODE.search(text)
     returncode = int(code[1]) if code else extra.get("returncode")
     output = _output(text)
-    call["result"] = _cut(output)
+    call["result"] = head_and_tail(output, MAX_RESULT_CHARS)
     why = None
     if _TIMEOUT.match(text):
         why = "timed out: " + error_summary(call["arguments"]["command"], 200)
@@ -201,7 +199,8 @@ def _attach(call: dict[str, Any], text: str, extra: Any) -> None:
         why = error_summary(exception[1])
     elif isinstance(returncode, int) and not isinstance(returncode, bool) and returncode != 0:
         last = output.strip().rsplit("\n", 1)[-1]  # a test run's summary, a shell's complaint
-        why = _failure(output, viewer=False) or error_summary(last) or f"returncode {returncode}"
+        why = shell_failure(output, viewer=False) or error_summary(last)
+        why = why or f"returncode {returncode}"
     if why is not None:
         call["error"], call["error_text"] = True, why
 
@@ -219,7 +218,7 @@ def _output(text: str) -> str:
 
 def _task(first: str) -> str:
     """The problem statement inside the instance template, else the whole first message."""
-    found = _PR.search(first) or _ISSUE.match(first)
+    found = PR_DESCRIPTION.search(first) or _ISSUE.match(first)
     text = found[1] if found else first
     return text.strip().removeprefix("Consider the following PR description:").strip()
 
@@ -237,7 +236,7 @@ def _model(info: dict[str, Any]) -> str | None:
     config = info.get("config")
     model = config.get("model") if isinstance(config, dict) else None
     name = model.get("model_name") if isinstance(model, dict) else None
-    return name if isinstance(name, str) and _SAFE_PART.fullmatch(name) else None
+    return name if isinstance(name, str) and SAFE_ID_PART.fullmatch(name) else None
 
 
 def _version(record: dict[str, Any], info: dict[str, Any], shape: str) -> str | None:

@@ -40,7 +40,7 @@ from typing import Any
 from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
-from .errortext import error_summary, head_and_tail, looks_like_error
+from .errortext import clip, head_and_tail, prints_file_content, shell_failure
 
 FORMAT = "swe-agent"
 DOMAIN = "swe-bench"
@@ -50,47 +50,14 @@ MAX_REPORT_BYTES = 8 << 20  # a report on all of SWE-bench is ~300 kB; larger fi
 _EDITOR = "str_replace_editor"
 _WINDOW_EDITS = frozenset({"edit", "insert", "append"})
 _NUMBERS = frozenset({"view_range", "insert_line"})  # str_replace_editor's integer flags
-# Commands whose output is file content or search hits: only their first line says they failed.
-_VIEWERS = frozenset(
-    {"open", "goto", "scroll_up", "scroll_down", "search_dir", "search_file", "find_file",
-     "grep", "egrep", "fgrep", "rg", "ag", "cat", "head", "tail", "nl", "less", "more", "sed",
-     "awk", "find", "ls", "tree", "git", "diff", "wc", "echo", "printf", _EDITOR}
-)  # fmt: skip
 _NOT_CHECKED = frozenset({"submit"})  # its observation is the patch, whatever it holds
 _EXIT_ACTION = re.compile(r"^exit_\w+$")  # the harness ending the run, not the agent's action
 _RANGE = re.compile(r"(\d+)\s*:\s*(\d+)")
 _LINE = re.compile(r"(\d+)\b")
 _END_MARK = re.compile(r"\n?[ \t]*end_of_(?:edit|insert|append)\s*\Z")
-_REFUSED = re.compile(
-    r"""^\s*(?:
-        (?:error|exception|fatal):\s
-      | usage:\s
-      | your\ proposed\ edit\ has\ introduced\ new\ syntax\ error
-      | no\ file\ open\b
-      | (?:file|directory)\ .{1,300}?\ not\ found\b
-      | no\ replacement\ was\ performed
-      | file\ already\ exists\b
-      | the\ path\ \S+\ does\ not\ exist
-      | invalid\ `?\w+`?\ parameter
-      | more\ than\ \d+\ files\ matched
-      | execution\ timed\ out
-      | your\ bash\ command\ contained\ syntax\ errors
-      | interactive\ operation\ .{0,300}?\ is\ not\ supported
-      | (?:the\ )?command\ .{0,300}?(?:was\ cancelled|timed\ out)
-    )""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_SHELL_ERROR = re.compile(
-    r"^[^\s:][^\n:]*:(?: [^\n]*?:)? (?:\[Errno \d+\] )?(?:No such file or directory"
-    r"|command not found|Permission denied|syntax error\b|cannot \w+|can't open file"
-    r"|invalid option|unrecognized option|missing operand|Is a directory|Not a directory"
-    r"|unexpected EOF)",
-)
-_PYTHON_ERROR = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception)|Error): .*$", re.MULTILINE)
-_SYNTAX_ERROR = re.compile(r"^(?:SyntaxError|IndentationError|TabError): .*$", re.MULTILINE)
 _ISSUE = re.compile(r"ISSUE:\n(.*?)\n+INSTRUCTIONS:", re.DOTALL)
-_PR = re.compile(r"<pr_description>\s*(.*?)\s*</pr_description>", re.DOTALL)
-_SAFE_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@/-]{0,127}")
+PR_DESCRIPTION = re.compile(r"<pr_description>\s*(.*?)\s*</pr_description>", re.DOTALL)
+SAFE_ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+@/-]{0,127}")
 _ATTACHED = ("instance_id", "run", "resolved")  # what swe_agent_records adds to a record
 _MISSED_IDS = (  # report keys listing instances evaluated and not resolved
     "unresolved_ids", "error_ids", "empty_patch_ids", "completed_ids", "unresolved",
@@ -264,7 +231,7 @@ def _call(
     elif word == _EDITOR:
         name, arguments = _EDITOR, _editor_arguments(rest, function)
     else:
-        name, arguments = "bash", {"command": _clip(command, MAX_ARGUMENT_CHARS)}
+        name, arguments = "bash", {"command": clip(command, MAX_ARGUMENT_CHARS)}
     call: dict[str, Any] = {"type": "tool_call", "name": name, "arguments": arguments}
     if call_id:
         call["id"] = call_id
@@ -272,7 +239,8 @@ def _call(
         return call
     result = observation if isinstance(observation, str) else _json(observation)
     call["result"] = _cut(result)
-    why = None if word in _NOT_CHECKED else _failure(result, viewer=_runs_viewer(command))
+    viewer = prints_file_content(command)
+    why = None if word in _NOT_CHECKED else shell_failure(result, viewer=viewer)
     if why is not None:
         call["error"], call["error_text"] = True, why
     return call
@@ -303,10 +271,10 @@ def _window_edit(word: str, rest: str, open_file: str | None) -> dict[str, Any]:
     if word == "edit" and not lines and words and len(words) >= 2:
         # edit_replace: `edit 'search' 'replace' [replace-all]`
         arguments["old_str"], arguments["new_str"] = (
-            _clip(w, MAX_ARGUMENT_CHARS) for w in words[:2]
+            clip(w, MAX_ARGUMENT_CHARS) for w in words[:2]
         )
     elif body:
-        arguments["new_str"] = _clip(words[0] if words else body, MAX_ARGUMENT_CHARS)
+        arguments["new_str"] = clip(words[0] if words else body, MAX_ARGUMENT_CHARS)
     return arguments
 
 
@@ -340,38 +308,7 @@ def _editor_arguments(rest: str, function: dict[str, Any]) -> dict[str, Any]:
             given[flag] = (
                 value if held is None else [*(held if isinstance(held, list) else [held]), value]
             )
-    return {k: _clip(v, MAX_ARGUMENT_CHARS) if isinstance(v, str) else v for k, v in given.items()}
-
-
-def _runs_viewer(command: str) -> bool:
-    """Whether the command that prints is one whose output is file content or search hits
-    (`cd /testbed && grep -rn x .` prints what grep found)."""
-    last = re.split(r"&&|;", command.split("\n", 1)[0])[-1].split()
-    return bool(last) and last[0] in _VIEWERS
-
-
-def _failure(result: str, *, viewer: bool) -> str | None:
-    """Why an observation reads as a failed command, if it does. A shell error is the first
-    or the last line: a script's own output may say "x: cannot y" anywhere."""
-    text = result.strip()
-    if not text:
-        return None
-    first, last = text.split("\n", 1)[0], text.rsplit("\n", 1)[-1].strip()
-    if _REFUSED.match(first):
-        return error_summary(text)
-    for line in (first,) if viewer else (first, last):
-        if _SHELL_ERROR.match(line):
-            return error_summary(line)
-    if viewer:
-        return None
-    syntax = _SYNTAX_ERROR.search(text[:4000]) or _SYNTAX_ERROR.search(text[-2000:])
-    if syntax:
-        return error_summary(syntax.group(0))
-    if _PYTHON_ERROR.fullmatch(last):  # an uncaught exception ends the process's output
-        return error_summary(last)
-    if looks_like_error(text):
-        return error_summary(text)
-    return None
+    return {k: clip(v, MAX_ARGUMENT_CHARS) if isinstance(v, str) else v for k, v in given.items()}
 
 
 def _task(record: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -383,15 +320,15 @@ def _task(record: dict[str, Any], config: dict[str, Any]) -> str | None:
     for item in record["history"]:
         if not isinstance(item, dict) or item.get("role") != "user" or item.get("is_demo"):
             continue
-        content = _text(item.get("content"))
+        content = message_text(item.get("content"))
         if not content.strip():
             continue
-        found = _ISSUE.search(content) or _PR.search(content)
+        found = _ISSUE.search(content) or PR_DESCRIPTION.search(content)
         return (found.group(1) if found else content).strip()
     return None
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
     """A message's content: a string, or the text of its content blocks."""
     if isinstance(content, str):
         return content
@@ -432,7 +369,7 @@ def _model(config: dict[str, Any]) -> str | None:
     if not isinstance(model, dict):
         return None
     name = model.get("name", model.get("model_name"))
-    return name if isinstance(name, str) and _SAFE_PART.fullmatch(name) else None
+    return name if isinstance(name, str) and SAFE_ID_PART.fullmatch(name) else None
 
 
 def _version(info: dict[str, Any], shape: str) -> str:
@@ -454,7 +391,7 @@ def _id(record: dict[str, Any], run: Any, instance_id: Any, fmt: str = FORMAT) -
     """`<format>:<run or model>:<instance>`, else a hash of the run as written (what
     `run_labels` attached left out, so a report appearing later keeps the id)."""
     parts = (run, instance_id)
-    if all(isinstance(p, str) and _SAFE_PART.fullmatch(p) for p in parts):
+    if all(isinstance(p, str) and SAFE_ID_PART.fullmatch(p) for p in parts):
         return f"{fmt}:{run}:{instance_id}"
     own = {k: v for k, v in record.items() if k not in _ATTACHED}
     return content_id(own, prefix=fmt)
@@ -551,10 +488,6 @@ def _quoted(text: str) -> list[str] | None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _cut(text: str, limit: int = MAX_RESULT_CHARS) -> str:

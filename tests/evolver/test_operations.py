@@ -198,6 +198,8 @@ def test_shell_commands(command: str, expected: str) -> None:
         ("developer__shell", {"command": "cargo build"}, "cargo build"),
         ("bash_code_execution", {"command": "python -c 'print(1)'"}, "python -c"),
         ("bash", "find_file utils.py\n", "find files"),
+        # Terminus (Harbor) types keystrokes into tmux
+        ("bash_command", {"keystrokes": "python -m pytest tests/ -q\n", "duration": 5}, "pytest"),
         # arguments that say nothing: the tool name, lowercased
         ("Bash", {"command": 5}, "bash"),
         ("bash", {"command": None}, "bash"),
