@@ -452,8 +452,9 @@ _QUESTION = re.compile(
     r"(?i)^[\s\"'(]*(?:(?P<count>how\s+many|how\s+often)|(?P<compute>how\s+(?:much|long|old|far))"
     r"|(?P<find>what(?:['’]?s)?|which|who|whom|whose|where|when|list|give\s+me|tell\s+me))\b"
 )
-_COMPUTE_WORDS = re.compile(
-    r"(?i)\b(?:average|mean|median|sum|total|maximum|minimum|max|min|percentage|ratio)\b"
+_COMPUTE_WORDS = re.compile(  # "mean" as the statistic ("the mean of"), not "what do they mean"
+    r"(?i)\b(?:average|median|sum|total|maximum|minimum|max|min|percentage|ratio)\b"
+    r"|\b(?:the|a|its|their)\s+mean\b|\bmean\s+(?:of|value)\b"
 )
 _CONVERSIONS = _set("convert transform translate")
 _AUX = _set("is are was were do does did 's has have had will can could would the")
@@ -614,8 +615,10 @@ def _content(word: str, code: bool = False) -> str | None:
 
 def is_filler(term: str) -> bool:
     """Whether a clustering keyword (a lightly stemmed word: "alway", "showing") is filler no
-    name would take: a generic, time or persona word, an adverb or a verb form. Such a word may
-    still group runs; it does not tell a reader when to use a skill."""
+    name would take: a generic, time or persona word, an adverb, a verb form or a literal value.
+    Such a word may still group runs; it does not tell a reader when to use a skill."""
+    if term.count("_") >= 3:
+        return True  # a value ("abg_gbb_onq_bs_n_ceboyrz", a ciphertext), not a word or a name
     forms = {term, term + "s", term[:-1] + "ies" if term.endswith("y") else term}
     return any(_content(form) is None for form in forms)
 

@@ -239,6 +239,8 @@ def test_empty_and_verbless_families_still_get_a_slug() -> None:
         ("Remove all empty folders under /tmp", "remove"),
         ("How many players are there?", "count"),
         ("What is the average weight for each type of pet?", "compute"),
+        ("What is the mean of the values in scores.csv?", "compute"),
+        ("What do these numbers mean?", "find"),  # "mean" the verb, not the statistic
         ("What are the names of the teachers?", "find"),
         ("I want to fly from New York to Seattle on May 20", "book"),
         ("`separability_matrix` raises TypeError when models are nested", "fix"),
@@ -620,6 +622,7 @@ def test_real_excerpts_and_generalised_texts_hold_no_values(source: str) -> None
 @pytest.mark.parametrize(
     ("term", "filler"),
     [("alway", True), ("able", True), ("showing", True), ("booked", True), ("hour", True)]
+    + [("abg_gbb_onq_bs_n_ceboyrz", True)]
     + [("refund", False), ("mobile", False), ("reservation", False), ("max_length", False)],
 )
 def test_filler_keywords_are_told_from_content(term: str, filler: bool) -> None:
