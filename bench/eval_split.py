@@ -237,6 +237,23 @@ def resolve_models(names: Sequence[str], models: Sequence[str]) -> list[str]:
     return out
 
 
+def default_split(items: Sequence[Item]) -> str:
+    """The split for a corpus of unknown make-up: by model when it holds runs of two agents or
+    more (the library must hold on an agent it did not learn from), else by trial when tasks
+    were run several times, else by task."""
+    if len({i.model for i in items}) >= 2:
+        return "model"
+    if len({i.trial for i in items} - {None}) >= 2:
+        return "trial"
+    return "task"
+
+
+def corpus_folds(items: Sequence[Item], split: str) -> list[Fold]:
+    """The folds the every-corpus table measures a split by: every half of the trials, each
+    model held out in turn, or the task halves."""
+    return every_half(items) if split == "trial" else folds_of(items, split)
+
+
 def every_half(items: Sequence[Item]) -> list[Fold]:
     """A trial fold for each way to train on half of the corpus's trials and hold out the
     rest, the first trials in training first (0 1 -> 2 3 leads for four trials)."""
@@ -489,24 +506,28 @@ def fold_aurocs(
 def corpus_table(
     split: str | None = None, only: Sequence[str] = (), prefix: int | None = None
 ) -> int:
-    """Every shared corpus, its default split (or `split`), the mean over folds of compliance
-    AUROC and of the best naive predictor's, and the margin; prints one line per corpus. With
-    `prefix`, of the held-out runs cut after that many tool calls (`evaluate.cut`)."""
+    """Every shared corpus (or those in `only`, which may also name a file or folder of runs in
+    any importable shape), its default split (or `split`; `default_split` for a path), the mean
+    over folds of compliance AUROC and of the best naive predictor's, and the margin; prints one
+    line per corpus. With `prefix`, of the held-out runs cut after that many tool calls."""
     if prefix is not None:
         print(f"held-out runs cut after their first {prefix} tool calls (shorter runs left out)")
     print(
         f"{'CORPUS':<17} {'SPLIT':<6} {'FOLDS':>5} {'RUNS':>6} {'AUROC':>6} {'NO-ERR':>6} "
         f"{'FEWER':>6} {'BEST':>6} {'MARGIN':>7} {'AHEAD':>6} {'END-OK':>6}"
     )
-    for name, (path, default) in CORPORA.items():
-        if only and name not in only:
-            continue
+    chosen: dict[str, tuple[Path, str | None]] = {
+        name: where for name, where in CORPORA.items() if not only or name in only
+    }
+    for extra in (o for o in only if o not in CORPORA):  # a corpus of another shape, by path
+        chosen[Path(extra).name[:17] or extra] = (Path(extra), None)
+    for name, (path, default) in chosen.items():
         if not path.exists():
             print(f"{name:<17} missing: {path}")
             continue
         items = load_corpus(path)
-        how = split or default
-        folds = every_half(items) if how == "trial" else folds_of(items, how)
+        how = split or default or default_split(items)
+        folds = corpus_folds(items, how)
         got = [f for f in (fold_aurocs(fold, prefix) for fold in folds) if f is not None]
         if not got:
             print(f"{name:<17} {how:<6} no fold with both outcomes")
@@ -531,7 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--corpus",
         default="airline",
-        help=f"{', '.join(CORPORA)}, or a result file or folder of them (default airline)",
+        help=f"{', '.join(CORPORA)}, or a file or folder of runs in any importable format, split "
+        "by model, trial or task, whichever it has first (default airline)",
     )
     parser.add_argument("--split", choices=["trial", "model", "task"], help="default: by corpus")
     parser.add_argument(
@@ -539,7 +561,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="one table: every shared corpus with its default split, mean over its folds",
     )
-    parser.add_argument("--only", nargs="+", metavar="CORPUS", help="with --every-corpus")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="CORPUS",
+        help="with --every-corpus: these corpora only; a file or folder of runs adds a row",
+    )
     parser.add_argument(
         "--prefix",
         type=int,
@@ -566,8 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.every_corpus:
         return corpus_table(args.split, args.only or (), args.prefix)
-    path, split = CORPORA.get(args.corpus, (Path(args.corpus), "trial"))
-    split = args.split or split
+    path, known = CORPORA.get(args.corpus, (Path(args.corpus), None))
+    items = load_corpus(path)
+    split = args.split or known or default_split(items)
     if split == "trial" and (args.train_model or args.test_model):
         parser.error("--train-model/--test-model need --split model")
     if split == "model" and (args.train or args.test):
@@ -576,8 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.every_half and (split != "trial" or args.train or args.test):
         parser.error("--every-half is a trial split, and it chooses --train/--test itself")
-    items = load_corpus(path)
-    if args.every_half:
+    if args.every_half or (split == "trial" and known is None and not args.train):
         folds = every_half(items)
     elif split == "trial":
         folds = folds_of(items, split, args.train, args.test)

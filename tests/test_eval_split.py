@@ -173,3 +173,27 @@ def test_a_corpus_in_any_importable_shape_loads_the_same_runs(bench, tmp_path: P
     again = bench.load_corpus(folder)
     assert [i.run for i in again] == [i.run for i in items]
     assert {i.model for i in again} == {i.model for i in items}
+
+
+def test_a_corpus_of_another_shape_gets_a_row_of_the_every_corpus_table(
+    bench, tmp_path: Path, capsys
+) -> None:
+    every = corpus(bench, CORPORA / "intercode" / "data" / "results" / "ctf")
+    most = max({i.model for i in every}, key=lambda m: sum(i.model == m for i in every))
+    items = [i for i in every if i.model == most]
+    assert bench.default_split(items) == "task"  # one agent, one trial: split by task
+    folder = tmp_path / "held-back"
+    folder.mkdir()
+    lines = "".join(json.dumps(i.record) + "\n" for i in items)
+    (folder / "runs.jsonl").write_text(lines, encoding="utf-8")
+    assert bench.main(["--every-corpus", "--only", str(folder)]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("held")]
+    name, split, folds, runs, ours, *_ = row.split()
+    assert (name, split, int(folds)) == ("held-back", "task", 2 * bench.TASK_SEEDS)
+    assert int(runs) > 0 and 0.0 <= float(ours) <= 1.0
+
+
+def test_the_default_split_prefers_agents_then_trials(bench) -> None:
+    airline = corpus(bench, AIRLINE)
+    assert bench.default_split(airline) == "trial"
+    assert bench.default_split(corpus(bench, MAB)) == "model"
