@@ -905,9 +905,26 @@ def _cached(function: Callable[[_Key], _Result]) -> Callable[[_Key], _Result]:
     return call
 
 
+# A command sent inside a Markdown fence, as models without tool calling often write it:
+# "```bash\nls -la\n```", "```BASH find . -name x" or "```ls -R" on one line.
+_FENCED = re.compile(
+    r"\A\s*```(?:[ \t]*(?:(?:ba|z)?sh|shell|console|terminal)(?![\w-]))?[ \t]*\n?(.*?)(?:```|\Z)",
+    re.IGNORECASE | re.DOTALL,
+)
+_TICKED = re.compile(r"\A\s*`[^`\n]+`\s*\Z")
+_BRACKETED = re.compile(r"\A\s*(?:execute|run|bash|shell)\[(.*)\]\s*\Z", re.DOTALL)  # ReAct
+
+
 @_cached
 def _script_op(script: str) -> tuple[str, int] | None:
-    """`_script` for a command string; never raises."""
+    """`_script` for a command string (a fenced one read inside its fence); never raises."""
+    fenced = _FENCED.match(script)
+    if fenced:
+        script = fenced.group(1)
+    elif _TICKED.match(script):  # "`awk '{print $NF}' f`": the command meant, inside the ticks
+        script = script.strip()[1:-1]
+    elif bracketed := _BRACKETED.match(script):  # a ReAct agent's "execute[ls -la]"
+        script = bracketed.group(1)
     try:
         return _script(script)
     except Exception:  # best effort on arbitrary agent text: an odd script must not stop a run

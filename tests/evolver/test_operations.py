@@ -198,6 +198,13 @@ def test_shell_commands(command: str, expected: str) -> None:
         ("developer__shell", {"command": "cargo build"}, "cargo build"),
         ("bash_code_execution", {"command": "python -c 'print(1)'"}, "python -c"),
         ("bash", "find_file utils.py\n", "find files"),
+        # commands as models without tool calling write them: fenced, in ticks, ReAct-style
+        ("bash", {"command": "```bash\nfind . -name '*.py' | wc -l\n```"}, "find"),
+        ("bash", {"command": "```BASH tar -czf a.tgz src```"}, "tar"),
+        ("bash", {"command": "```ls -R /system | grep x"}, "ls"),
+        ("bash", {"command": "`awk '{print $NF}' /w/long.txt`"}, "awk"),
+        ("bash", {"command": "execute[du -sh /testbed]"}, "du"),
+        ("bash", {"command": "I apologize for the mistake. Let me try again."}, "bash"),
         # Terminus (Harbor) types keystrokes into tmux
         ("bash_command", {"keystrokes": "python -m pytest tests/ -q\n", "duration": 5}, "pytest"),
         # arguments that say nothing: the tool name, lowercased
