@@ -28,6 +28,7 @@ from evolver.examples import Example, changes_made, nearest_example, worked_exam
 from evolver.graph import is_helper, normalise_error
 from evolver.hygiene import fisher_less
 from evolver.model import ToolCall, Trajectory
+from evolver.operations import is_generic
 from evolver.redact import sanitize_inline
 
 __all__ = [
@@ -306,6 +307,8 @@ class Check:
         k, yes = self.kind, self.positive
         times = "once" if self.n == 1 else f"{self.n} times"
         if k == "call":
+            if not yes and is_generic(self.op):  # the calls no command could be read from
+                return f"Send {op} only what it can run: never prose, an apology or a lone comment."
             return f"Call {op}." if yes else f"Avoid {op}: do without it."
         if k == "order":
             return (

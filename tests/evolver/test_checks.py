@@ -237,3 +237,25 @@ def test_a_call_repeated_word_for_word_is_counted_once_per_repeat() -> None:
     same = Check("same", "repeated calls")
     assert looped.duplicates == 1 and not same.feature(looped)
     assert same.feature(profile(_run("u", "t", [_call("ls", path="/a")], True)))
+
+
+def test_prose_sent_as_a_command_is_a_lesson_said_as_such() -> None:
+    # after operations are resolved, a shell call left under the bare tool name is one no
+    # command could be read from (the agent sent an apology or a comment)
+    rng = random.Random(4)
+    runs: list[Trajectory] = []
+    for t in range(12):
+        task = f"Count the log files in folder {t}"
+        for k in range(4):
+            prose = k % 2 == 1
+            calls = [_call("find", command=f"find /d{t} -name '*.log'")]
+            if prose:
+                calls.append(_call("bash", command="I apologize for the mistake. Let me retry."))
+            calls.append(_call("wc", command="wc -l"))
+            ok = rng.random() < (0.15 if prose else 0.85)
+            runs.append(_run(f"p{t}-{k}", task, calls, ok))
+    kept = validated(runs)
+    said = [m.check.sentence() for m in kept if m.check.kind == "call" and m.check.op == "bash"]
+    assert said == [
+        "Send `bash` only what it can run: never prose, an apology or a lone comment."
+    ], [m.check.sentence() for m in kept]
