@@ -46,6 +46,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,7 @@ CORPORA = {  # name: (file or folder of result files, default split)
     "intercode-python": (INTERCODE / "python", "task"),
     "intercode-ctf": (INTERCODE / "ctf", "task"),
 }
+MIN_SIDE = 20  # runs an agent needs for a corpus of unknown make-up to be split by agent
 TASK_SEEDS = 2  # a task split: this many ways to deal tasks into halves, each side held out
 INNER_FOLDS = 5  # task folds for the threshold when the training side is a single group
 NAME_WIDTH = 28  # longer names of held-out sides are cut short in the summary
@@ -238,10 +240,11 @@ def resolve_models(names: Sequence[str], models: Sequence[str]) -> list[str]:
 
 
 def default_split(items: Sequence[Item]) -> str:
-    """The split for a corpus of unknown make-up: by model when it holds runs of two agents or
-    more (the library must hold on an agent it did not learn from), else by trial when tasks
-    were run several times, else by task."""
-    if len({i.model for i in items}) >= 2:
+    """The split for a corpus of unknown make-up: by model when two agents or more each made a
+    tenth of its runs (at least `MIN_SIDE`): the library must hold on an agent it did not learn
+    from; else by trial when tasks were run several times, else by task."""
+    runs = Counter(i.model for i in items)
+    if sum(n >= max(MIN_SIDE, len(items) / 10) for n in runs.values()) >= 2:
         return "model"
     if len({i.trial for i in items} - {None}) >= 2:
         return "trial"

@@ -182,6 +182,7 @@ def test_a_corpus_of_another_shape_gets_a_row_of_the_every_corpus_table(
     most = max({i.model for i in every}, key=lambda m: sum(i.model == m for i in every))
     items = [i for i in every if i.model == most]
     assert bench.default_split(items) == "task"  # one agent, one trial: split by task
+    assert bench.default_split(every) == "task"  # a second agent with 4 runs is no side
     folder = tmp_path / "held-back"
     folder.mkdir()
     lines = "".join(json.dumps(i.record) + "\n" for i in items)
