@@ -79,7 +79,7 @@ def test_calls_take_the_results_with_their_ids_and_errors_from_the_text():
     assert run.metadata == {
         "format": "adp", "source": "adp", "task_id": "pandas-dev__pandas-51401",
         "adp_id": "pandas-dev__pandas-51401", "dataset": "swe-gym", "schema_version": "1.2.0",
-        "outcome_from": "details.resolved", "skipped_items": 0,
+        "outcome_from": "details.resolved", "skipped_items": 0, "example_steps": 0,
     }  # fmt: skip
 
 

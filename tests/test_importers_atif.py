@@ -90,7 +90,7 @@ def test_a_harbor_trial_is_its_calls_with_results_by_id_and_the_trials_reward():
         "trajectory_id": None, "segment": None, "agent_name": "claude-code",
         "agent_version": "2.0.31", "model": "anthropic/claude-sonnet-4-5", "task_id": "fix-git",
         "trial": "fix-git__Xy7kQ2p", "rewards": {"reward": 1.0},
-        "outcome_from": "harbor result.json", "cost": 0.0384, "copied_steps": 0,
+        "outcome_from": "harbor result.json", "cost": 0.0384, "copied_steps": 0, "example_steps": 0,
         "subagent_trajectories": 1, "continued_trajectory_ref": None,
     }  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Agent Data Protocol trajectories (`neulab/agent-data-protocol`, schema 1.0.0 to 1.2.0).
+"""Agent Data Protocol trajectories (`neulab/agent-data-protocol`, schema 1.x: 1.0.0 to 1.5.0 seen).
 
 A record is `{schema_version, id, content, details}`: `content` is the run in order, each item
 an action or an observation named by its `class_`:
@@ -14,7 +14,14 @@ an action or an observation named by its `class_`:
                                            clipped accessibility tree)
 
 An action's `description` is its thought (an assistant message before it). A result is the
-observation with the call's `tool_call_id` (1.1.0 on), else the next environment observation.
+observation with the call's `tool_call_id` (1.1.0 on), else the next environment observation,
+or a user one that comes right after the call (WebShop and SWE-smith write tool output as the
+user's). `generic_tool` {tool_name, tool_input} is read as a call of `tool_name`.
+
+The task is the first user text, but AgentBench-style records open with the harness's rules
+that the agent acknowledges ("Ok.") before the user gives the task: those rules are a system
+message and the task is the text after. AgentBench OS records hold a solved example first: a
+user text "Now, I will start a new problem ..." restarts the run, the steps before it left out.
 Observations carry no error flag: a result reads as a failure by its text, a shell call's by
 the rules the SWE-agent importer uses. `source` drifted across versions ("user_msg"/"agent"
 before "user"/"assistant"); both spellings are read. The outcome is dataset-specific: `details`
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from evolver.model import Trajectory, content_id
@@ -43,7 +51,7 @@ from .errortext import (
 from .swe_agent import SAFE_ID_PART
 
 FORMAT = "adp"
-SUPPORTED_VERSIONS = ("1.2.0", "1.1.0", "1.0.0")
+SUPPORTED_MAJOR = "1"  # minor versions add optional fields; 1.3.1 and 1.5.0 are in the wild
 MAX_CODE_CHARS = 4_000
 MAX_RESULT_CHARS = 10_000
 MAX_PAGE_CHARS = 2_000  # a web page's accessibility tree: its start says where the agent is
@@ -58,6 +66,10 @@ _USER = frozenset({"user", "user_msg"})
 _AGENT = frozenset({"agent", "assistant"})
 _SOURCES = ("user", "user_msg", "environment", "agent", "assistant", "system")
 _OUTCOME_FLAGS = ("resolved", "success", "succeeded")
+_ACKNOWLEDGEMENT = re.compile(r"\s*ok\b", re.IGNORECASE)  # "Ok.", "OK. I'll follow your ..."
+MAX_ACKNOWLEDGEMENT_CHARS = 100
+_RESTART = re.compile(r"\s*Now, I will start a new problem\b.*?My problem is:\s*", re.DOTALL)
+GENERIC_TOOL = "generic_tool"  # ADP's wrapper of a tool it has no name for
 
 
 def is_adp_record(record: dict[str, Any]) -> bool:
@@ -71,9 +83,9 @@ def is_adp_record(record: dict[str, Any]) -> bool:
 def from_adp_record(record: dict[str, Any]) -> Trajectory:
     """One ADP record: its actions as calls with their observations; outcome from `details`."""
     version = record.get("schema_version")
-    if version is not None and version not in SUPPORTED_VERSIONS:
+    if version is not None and str(version).split(".")[0] != SUPPORTED_MAJOR:
         raise InvalidTrajectory(
-            f"unsupported ADP schema_version {version!r}: expected {', '.join(SUPPORTED_VERSIONS)}"
+            f"unsupported ADP schema_version {version!r}: expected {SUPPORTED_MAJOR}.x"
         )
     details = record.get("details", {})
     if not isinstance(details, dict):
@@ -100,6 +112,7 @@ def from_adp_record(record: dict[str, Any]) -> Trajectory:
             "schema_version": version,
             "outcome_from": outcome_from,
             "skipped_items": run.skipped,
+            "example_steps": run.example_steps,
         },
     }
     from . import validate  # late import: the package module imports this one
@@ -119,6 +132,32 @@ def code_call(language: str, code: str) -> tuple[str, dict[str, Any]]:
     return (lowered or "code"), {"code": code}
 
 
+def is_acknowledgement(text: str) -> bool:
+    """An agent's short "Ok." to the harness's rules, before the user gives the task."""
+    return len(text) <= MAX_ACKNOWLEDGEMENT_CHARS and _ACKNOWLEDGEMENT.match(text) is not None
+
+
+def restarted_task(text: str) -> str | None:
+    """The problem an AgentBench OS user text starts after the solved example, if it is one."""
+    found = _RESTART.match(text)
+    if found is None:
+        return None
+    return text[found.end() :].strip() or None
+
+
+def leading_rules(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The system message of the harness's rules that opens the steps, if one does."""
+    return steps[:1] if steps and steps[0].get("role") == "system" else []
+
+
+def tool_call(name: str, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The call as made: `generic_tool` {tool_name, tool_input} is a call of `tool_name`."""
+    inner, given = arguments.get("tool_name"), arguments.get("tool_input")
+    if name == GENERIC_TOOL and isinstance(inner, str) and inner.strip():
+        return inner, given if isinstance(given, dict) else {"input": given}
+    return name, arguments
+
+
 def result_error(name: str, arguments: Any, result: str) -> str | None:
     """Why a tool result reads as a failure, if it does: a shell command's output by its first
     and last lines (the SWE-agent rules), any other result by `looks_like_error`."""
@@ -136,6 +175,8 @@ class _Run:
         self.steps: list[dict[str, Any]] = []
         self.waiting: list[dict[str, Any]] = []
         self.skipped = 0  # items of a class this importer does not know
+        self.example_steps = 0  # steps of a solved example before the real task, left out
+        self.acknowledged: str | None = None  # an "Ok." to the first user text, pending
 
     def add(self, position: int, item: Any) -> None:
         where = f"content[{position}]"
@@ -144,6 +185,11 @@ class _Run:
         kind = item.get("class_")
         if not isinstance(kind, str):
             raise InvalidTrajectory(f"{where} has no class_")
+        if self.acknowledged is not None and not (
+            kind == "text_observation" and item.get("source") in _USER
+        ):
+            self._said("assistant", self.acknowledged)  # no task followed: a plain reply
+            self.acknowledged = None
         if kind == "api_action":
             function = item.get("function")
             if not isinstance(function, str) or not function.strip():
@@ -151,15 +197,18 @@ class _Run:
             kwargs = item.get("kwargs", {})
             if not isinstance(kwargs, dict):
                 raise InvalidTrajectory(f"{where}.kwargs is not an object")
-            self._call(item, function, kwargs)
+            self._call(item, *tool_call(function, kwargs))
         elif kind == "code_action":
             language, code = item.get("language"), item.get("content")
             if not isinstance(language, str) or not isinstance(code, str):
                 raise InvalidTrajectory(f"{where} needs a language and content as strings")
             self._call(item, *code_call(language, code))
         elif kind == "message_action":
+            text = _string(item.get("content"), f"{where}.content")
+            if self._acknowledges(text):
+                return
             self._thought(item)
-            self._said("assistant", _string(item.get("content"), f"{where}.content"))
+            self._said("assistant", text)
         elif kind in ("text_observation", "json_observation"):
             content = item.get("content")
             text = content if kind == "text_observation" else _json(content)
@@ -198,9 +247,15 @@ class _Run:
         source = item.get("source", "environment")
         if source not in _SOURCES:
             raise InvalidTrajectory(f"{where}.source {source!r} is not user, environment or agent")
-        if source in _USER and self._waiting_for(item.get("tool_call_id")) is None:
+        if source in _USER and self.acknowledged is not None:
+            self._after_rules(text)
+        elif source in _USER and self._answers_last_call(item):
+            self._answer(item, text)
+        elif source in _USER and self._waiting_for(item.get("tool_call_id")) is None:
             if self.task is None and textual:
                 self.task = text.strip() or None
+            elif self.task is not None and (restarted := restarted_task(text)):
+                self._restart(restarted)
             elif self.task is not None:
                 self._said("user", text)
         elif source in _AGENT:
@@ -209,6 +264,38 @@ class _Run:
             self._said("system", text)
         else:
             self._answer(item, text)
+
+    def _acknowledges(self, text: str) -> bool:
+        """An "Ok." right after the first user text: held until the next item says whether
+        that text was the harness's rules (a user text follows) or the task."""
+        if self.steps or self.task is None or not is_acknowledgement(text.strip()):
+            return False
+        self.acknowledged = text
+        return True
+
+    def _after_rules(self, text: str) -> None:
+        """The user text after an acknowledged one: the task; the rules a system message."""
+        self.steps.append({"type": "message", "role": "system", "text": self.task})
+        self.task, self.acknowledged = text.strip() or None, None
+
+    def _restart(self, task: str) -> None:
+        """A new problem after a solved example: the example's steps are left out."""
+        kept = leading_rules(self.steps)
+        self.example_steps += len(self.steps) - len(kept)
+        self.steps = kept
+        self.waiting.clear()
+        self.task = task
+
+    def _answers_last_call(self, item: dict[str, Any]) -> bool:
+        """A user observation right after a call without an id: that call's output."""
+        last = self.steps[-1] if self.steps else None
+        return (
+            not item.get("tool_call_id")
+            and last is not None
+            and last.get("type") == "tool_call"
+            and "id" not in last
+            and last in self.waiting
+        )
 
     def _answer(self, item: dict[str, Any], text: str) -> None:
         """An environment observation: the result of the call it answers, else (after the

@@ -13,6 +13,10 @@ steps, `tool_calls` [{tool_call_id, function_name, arguments}] with their result
     a result                     the result of the call with its source_call_id (else of the
                                  step's first unanswered call); no flag: a failure by its text
 
+As in ADP records (`adp.py`), harness rules the agent answers with "Ok." are a system message
+and the next user step is the task; an AgentBench OS user step "Now, I will start a new
+problem ..." leaves out the solved example before it; `generic_tool` is a call of `tool_name`.
+
 Steps copied from an earlier segment (`is_copied_context`) are left out, so a continuation
 holds only its own calls. Embedded `subagent_trajectories` are not merged: their count is in
 metadata. ATIF has no outcome: `records_in_document` attaches the trial's reward from the
@@ -34,7 +38,14 @@ from typing import Any
 from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
-from .adp import details_outcome, result_error
+from .adp import (
+    details_outcome,
+    is_acknowledgement,
+    leading_rules,
+    restarted_task,
+    result_error,
+    tool_call,
+)
 from .errortext import head_and_tail
 from .swe_agent import SAFE_ID_PART
 
@@ -124,6 +135,7 @@ def from_atif_record(record: dict[str, Any]) -> Trajectory:
             "outcome_from": outcome_from,
             "cost": final.get("total_cost_usd"),
             "copied_steps": run.copied,
+            "example_steps": run.example_steps,
             "subagent_trajectories": len(subagents) if isinstance(subagents, list) else 0,
             "continued_trajectory_ref": record.get("continued_trajectory_ref"),
         },
@@ -141,6 +153,8 @@ class _Run:
         self.steps: list[dict[str, Any]] = []
         self.by_id: dict[str, dict[str, Any]] = {}
         self.copied = 0  # steps copied from an earlier segment, left out
+        self.example_steps = 0  # steps of a solved example before the real task, left out
+        self.acknowledged: str | None = None  # an "Ok." to the first user step, pending
 
     def add(self, position: int, step: Any) -> None:
         where = f"steps[{position}]"
@@ -155,6 +169,18 @@ class _Run:
             return
         if step.get("is_copied_context") is True:
             self.copied += 1
+            return
+        if self.acknowledged is not None:
+            if source == "user":
+                self.steps.append({"type": "message", "role": "system", "text": self.task})
+                self.task, self.acknowledged = text.strip() or None, None
+                return
+            self._said("assistant", self.acknowledged)  # no task followed: a plain reply
+            self.acknowledged = None
+        if source == "user" and (restarted := restarted_task(text)):
+            self._restart(restarted)
+            return
+        if source == "agent" and not step.get("tool_calls") and self._acknowledges(text):
             return
         if source == "user":
             self._said("user", text)
@@ -175,6 +201,22 @@ class _Run:
         for index, result in enumerate(results):
             self._result(f"{where}.observation.results[{index}]", result, calls)
 
+    def _acknowledges(self, text: str) -> bool:
+        """An "Ok." right after the first user step: held until the next step says whether
+        that step was the harness's rules (a user step follows) or the task."""
+        if self.steps or self.task is None or not is_acknowledgement(text.strip()):
+            return False
+        self.acknowledged = text
+        return True
+
+    def _restart(self, task: str) -> None:
+        """A new problem after a solved example: the example's steps are left out."""
+        kept = leading_rules(self.steps)
+        self.example_steps += len(self.steps) - len(kept)
+        self.steps = kept
+        self.by_id.clear()
+        self.task = task
+
     def _call(self, where: str, given: Any) -> dict[str, Any]:
         if not isinstance(given, dict):
             raise InvalidTrajectory(f"{where} is not an object")
@@ -186,6 +228,8 @@ class _Run:
             arguments = {}
         elif not isinstance(arguments, dict | str):
             raise InvalidTrajectory(f"{where}.arguments is not an object")
+        if isinstance(arguments, dict):
+            name, arguments = tool_call(name, arguments)
         call: dict[str, Any] = {"type": "tool_call", "name": name, "arguments": arguments}
         call_id = given.get("tool_call_id")
         if isinstance(call_id, str) and call_id:
