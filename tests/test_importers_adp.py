@@ -259,7 +259,7 @@ def test_skillforge_import_reads_adp_files(capsys, tmp_path, monkeypatch):
     where = ["--home", str(tmp_path / "var"), "--inbox", str(tmp_path / "inbox")]
     assert cli.main([*where, "import", str(samples)]) == 0
     out = capsys.readouterr().out
-    assert "2 files: imported 4 runs into" in out and "skipped 1" in out
+    assert "3 files: imported 8 runs into" in out and "skipped 1" in out
     assert "content[1] is not an object" in out
     assert cli.main([*where, "ingest", str(tmp_path / "inbox")]) == 0
     with Store(tmp_path / "var" / "skillforge.db") as store:
@@ -269,4 +269,64 @@ def test_skillforge_import_reads_adp_files(capsys, tmp_path, monkeypatch):
         "adp:agenttuning_os:agenttuning_os_12": None,
         "adp:mind2web:mind2web_3": True,
         "adp:tau-bench:tau-bench_retail_7": False,
-    }
+        "adp:alfworld_1": None, "adp:os_7": None, "adp:webshop_3": None, "adp:chat_1": None,
+    }  # fmt: skip
+
+
+AGENTBENCH = FIXTURES / "agentbench_shapes_std.json"  # shapes of neulab's real samples
+
+
+def _agentbench() -> list[Any]:
+    return [i for i in read_file(AGENTBENCH) if not isinstance(i, Skipped)]
+
+
+def test_any_1x_schema_version_is_read():
+    """1.3.1 and 1.5.0 records (most real samples) were all rejected as unsupported."""
+    runs = _agentbench()
+    assert [r.metadata["schema_version"] for r in runs] == ["1.5.0", "1.3.1", None, "1.3.1"]
+
+
+def test_rules_the_agent_acknowledges_are_a_system_message_and_the_task_follows():
+    alfworld, _, webshop, _ = _agentbench()
+    assert alfworld.task.startswith("Here is your task.")
+    first = alfworld.steps[0]
+    assert isinstance(first, Message) and first.role == "system"
+    assert first.text.startswith("Interact with a household")
+    said = [s.text for s in alfworld.steps if isinstance(s, Message)]
+    assert "OK. I'll follow your instructions." not in said
+    go, take = alfworld.tool_calls
+    assert not go.error and take.result == "Nothing happened."
+    assert webshop.task.startswith("WebShop [SEP] Instruction:")
+
+
+def test_an_ok_not_followed_by_a_user_text_is_a_reply_and_the_task_stays():
+    chat = _agentbench()[3]
+    assert chat.task == "Rename the job to a short uuid."
+    said = [s.text for s in chat.steps if isinstance(s, Message)]
+    assert said == [
+        "OK, looking at the job naming code.", "I replaced the hash with a short uuid.",
+        "Inline it, no helper.",
+    ]  # fmt: skip
+    assert chat.outcome is None  # session_success is a 0-100 score, not an outcome
+
+
+def test_a_solved_example_before_a_new_problem_is_left_out():
+    os_run = _agentbench()[1]
+    assert os_run.task == "How many .log files are under /var?"
+    (find,) = os_run.tool_calls
+    assert find.arguments == {"command": "find /var -name '*.log' | wc -l"} and find.result == "4"
+    assert os_run.metadata["example_steps"] == 3  # thought, call, answer
+    assert [c.name for c in with_operations(os_run).tool_calls] == ["find"]
+
+
+def test_user_sourced_output_right_after_a_call_without_id_is_its_result():
+    webshop = _agentbench()[2]
+    search, buy = webshop.tool_calls
+    assert search.result.endswith("$8.99") and buy.result.startswith("Your implementation")
+    said = [s.text for s in webshop.steps if isinstance(s, Message) and s.role == "user"]
+    assert said == []
+
+
+def test_a_generic_tool_is_a_call_of_the_tool_it_names():
+    (search,) = _agentbench()[3].tool_calls
+    assert search.name == "WebSearch" and search.arguments == {"query": "python short uuid"}

@@ -179,12 +179,13 @@ def test_read_file_detects_a_trajectory_json_and_imports_a_job_folder(
     assert cli.main([*where, "import", str(FIXTURES)]) == 0
     out = capsys.readouterr().out
     # the trial's result.json is read as a file too, and skipped as no run
-    assert "3 files: imported 3 runs into" in out and "skipped 1" in out
+    assert "4 files: imported 5 runs into" in out and "skipped 1" in out
     assert cli.main([*where, "ingest", str(tmp_path / "inbox")]) == 0
     with Store(tmp_path / "var" / "skillforge.db") as store:
         stored = {t.id: t.succeeded for t in store.trajectories()}
     assert stored == {
         f"atif:{SESSION}": True, "atif:agenttuning_os_12": False, "atif:webshop_41": None,
+        "atif:os_7": None, "atif:db_1": None,
     }  # fmt: skip
 
 
@@ -227,3 +228,17 @@ def test_a_malformed_trajectory_is_an_invalid_trajectory_with_its_reason(change,
     assert record_format(record) == "atif"
     with pytest.raises(InvalidTrajectory, match=reason):
         parse_record(record)
+
+
+def test_agentbench_shapes_converted_by_adp():
+    """The OS run's solved example is left out; the DB rules the agent acknowledged are a
+    system message; a generic_tool is a call of the tool it names."""
+    os_run, db = (i for i in read_file(FIXTURES / "agentbench_os_atif.json"))
+    assert os_run.task == "How many .log files are under /var?"
+    find, search = os_run.tool_calls
+    assert find.arguments == {"command": "find /var -name '*.log' | wc -l"}
+    assert search.name == "WebSearch" and search.arguments == {"query": "find -name"}
+    assert os_run.metadata["example_steps"] == 3
+    assert db.task == "Insert a row ('Emily', 25) into the table Customers."
+    assert db.steps[0].role == "system" and db.steps[0].text.endswith("Ok? Understood?")
+    assert [c.name for c in db.tool_calls] == ["execute_mysql"]
