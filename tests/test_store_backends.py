@@ -308,16 +308,16 @@ def test_cycles_start_finish_and_the_last_one_wins_a_tie(store):
     assert store.last_cycle() is None and store.evolved_high_water() == 0
     store.start_cycle("c1", 5, now=T0)
     store.finish_cycle("c1", "done", now=T0, trajectories=5, changes=2, proposal="c1")
-    store.start_cycle("c2", 8, now=T0)  # the same second: insertion order decides
+    store.start_cycle("c2", 8, now=T0, outcomes=3)  # the same second: insertion order decides
     store.finish_cycle("c2", "failed", now=T0, error="boom")
     assert store.last_cycle()["id"] == "c2"
     done = store.last_cycle(status=["done", "nothing-new"])
     assert done == {
         "id": "c1", "started_at": T0.isoformat(), "finished_at": T0.isoformat(),
         "status": "done", "high_water": 5, "trajectories": 5, "changes": 2, "proposal": "c1",
-        "error": None,
+        "error": None, "outcomes": 0,
     }  # fmt: skip
-    assert store.evolved_high_water() == 5
+    assert store.evolved_high_water() == 5 and store.evolved_outcomes() == 0
     assert store.count("cycles") == 2
 
 
