@@ -161,6 +161,15 @@ class Transitions:
                 mine[i] += n
         return self
 
+    def subtract(self, other: Transitions) -> Transitions:
+        """Take `other`'s counts out of these (in place), e.g. a run's share before its outcome
+        changed; a tool or transition left with no counts is dropped, as if never seen."""
+        for name, counts in other.nodes.items():
+            _take_out(self.nodes, name, counts)
+        for edge, counts in other.edges.items():
+            _take_out(self.edges, edge, counts)
+        return self
+
     def add_run(self, run: Trajectory) -> Transitions:
         """Add one run's share (in place, as `add(transitions(run))`); returns self."""
         return _add_run(self, run)
@@ -198,6 +207,15 @@ class Transitions:
                 success_rate=round(ok / known, 4) if known else None,
             )
         return graph
+
+
+def _take_out(table: dict[Any, list[int]], key: Any, counts: Sequence[int]) -> None:
+    """Subtract `counts` from `table[key]` element by element, dropping the key at all zeros."""
+    mine = table.setdefault(key, [0] * len(counts))
+    for i, n in enumerate(counts):
+        mine[i] -= n
+    if not any(mine):
+        del table[key]
 
 
 def transitions(run: Trajectory) -> Transitions:

@@ -133,6 +133,24 @@ class Tally:
         self.graph.add(other.graph)
         return self
 
+    def subtract(self, other: Tally) -> Tally:
+        """Take `other`'s figures out of these (in place); returns self. With `add`, it swaps
+        a run's figures for new ones (its outcome became known): `subtract(tally(old))`,
+        then `add(tally(new))`. A loaded skill left with no runs is dropped."""
+        self.runs -= other.runs
+        self.successes -= other.successes
+        self.failures -= other.failures
+        self.fold = (self.fold - other.fold) & _MASK
+        for skill, counts in other.loaded.items():
+            mine = self.loaded.setdefault(skill, [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] -= n
+            if not any(mine):
+                del self.loaded[skill]
+        self.failed_unloaded -= other.failed_unloaded
+        self.graph.subtract(other.graph)
+        return self
+
     def add_run(self, run: Trajectory) -> Tally:
         """Add one run's figures (in place, as `add(tally(run))`); returns self."""
         return _add_run(self, run)

@@ -15,6 +15,7 @@ from .commands.evolve import evolve
 from .commands.history import history
 from .commands.import_ import import_
 from .commands.ingest import ingest
+from .commands.label import label
 from .commands.publish_plugin import publish_plugin
 from .commands.rebuild import rebuild
 from .commands.review import review_accept, review_list, review_reject, review_show
@@ -64,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     how = import_p.add_mutually_exclusive_group()
     how.add_argument("--format", choices=FORMATS, help="read every file as this format")
     how.add_argument("--mapping", type=Path, metavar="FILE", help="a format mapping (TOML/JSON)")
+
+    label_p = commands.add_parser(
+        "label", help="set the outcome of stored runs whose outcome is unknown"
+    )
+    label_p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    verdict = label_p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--success", action="store_true", help="the runs succeeded")
+    verdict.add_argument("--failure", action="store_true", help="the runs failed")
+    label_p.add_argument("--reason", metavar="TEXT", help="why, kept as the outcome's reason")
 
     commands.add_parser("evolve", help="run one evolution cycle now")
     commands.add_parser(
@@ -151,6 +161,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return ingest(config, args.paths)
     if args.command == "import":
         return import_(config, args.paths, format=args.format, mapping=args.mapping)
+    if args.command == "label":
+        return label(config, args.run_ids, success=args.success, reason=args.reason)
     if args.command == "evolve":
         return evolve(config)
     if args.command == "rebuild":

@@ -15,6 +15,13 @@ new runs (seq above the state's high water) once, in batches, and keeps only the
 * each touched cluster's figures are added to; its sample is redrawn only when it grows past
   a checkpoint (half as many runs more), from the runs it gained since the last one.
 
+An outcome that arrives after its run (`Store.set_outcomes`, logged in `outcome_updates` with
+an increasing id) is read after the state's mark of them (`outcomes` in its meta data): a run
+the state counted with its outcome unknown (`cluster_runs.success`) has those figures swapped
+for its figures now, in its cluster's `Tally` and wherever the state keeps its `Ref` (the
+sample, `cluster_runs`); a run not counted yet is read later with its outcome. What was
+counted, not the order of events, decides, so an update racing a cycle is applied once.
+
 Merges of clusters with one intent (`evolver.pipeline.plan_merges`) are applied here; the
 evolve step over the state is `incremental.py`. Nothing depends on the order of cycles: the
 state after any history of cycles is the one `rebuild` computes from the stored runs and
@@ -39,7 +46,7 @@ from evolver.cluster import (
     join_existing,
     most_common,
 )
-from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref
+from evolver.groups import ANCHORS, Group, Ref, Tally, bottom, checkpoint, ref, tally
 from evolver.model import (
     SUCCESS_REWARD,
     LoadedSkill,
@@ -172,6 +179,7 @@ class ClusterState:
         self.similarity = params.similarity
         meta = store.cluster_state_meta()
         self.upto = int(meta.get("upto", 0))
+        self.outcomes = int(meta.get("outcomes", 0))  # outcome updates taken in, by id
         self.known: set[str] = set(json.loads(meta.get("known", "[]")))
         store.drop_cluster_runs_after(self.upto)  # left by a cycle that died before saving
         features = store.cluster_features()
@@ -202,7 +210,9 @@ class ClusterState:
     # --- new runs ----------------------------------------------------------------------------
 
     def advance(self, upto: int) -> int:
-        """Take in the stored runs after the state's high water up to `upto`; returns how many."""
+        """Take in the outcomes that arrived for runs already counted, then the stored runs
+        after the state's high water up to `upto`; returns how many runs."""
+        self.take_outcomes()
         if upto <= self.upto:
             return 0
         buckets: dict[Key, _Bucket] = {}
@@ -248,6 +258,34 @@ class ClusterState:
         self.upto = upto
         self._save(sorted(added), df_new, sets=[(k, c, n) for (k, c), n in sets.items()])
         return len(records)
+
+    def take_outcomes(self) -> int:
+        """Swap in the figures of counted runs whose outcome became known since the state's
+        mark; returns how many runs changed."""
+        updates = self.store.outcome_updates_after(self.outcomes)
+        if not updates:
+            return 0
+        counted = self.store.counted_runs([seq for _, seq in updates])
+        pending = {seq: cid for seq, (cid, success) in counted.items() if success is None}
+        changed: list[tuple[int, int]] = []
+        for seq, data in sorted(self.store.runs_by_seq(list(pending)).items()):
+            run = with_operations(digest_run(data))
+            if run.succeeded is not None:  # else still unknown: nothing to swap
+                self._swap(self.rows[pending[seq]], run)
+                changed.append((seq, int(run.succeeded)))
+        self.outcomes = updates[-1][0]
+        touched = sorted({pending[seq] for seq, _ in changed})
+        self._save(touched, Counter(), outcomes=changed)
+        return len(changed)
+
+    def _swap(self, row: ClusterRow, run: Trajectory) -> None:
+        """In the cluster that counted `run` with its outcome unknown: those figures out, its
+        figures now in, and its ref in the sample (if there) with its outcome."""
+        before = run.model_copy(update={"outcome": None})
+        row.tally.subtract(tally(before)).add(tally(run))
+        self.known.update(c.name for c in run.tool_calls if run.succeeded is True or not c.error)
+        if run.id in row.sample:
+            row.sample[run.id] = (ref(run), row.sample[run.id][1])
 
     def _assign(self, buckets: Mapping[Key, _Bucket]) -> dict[Key, str]:
         """Each bucket's cluster (as `evolver.cluster.cluster` decides): its membership; else
@@ -344,6 +382,7 @@ class ClusterState:
         df_changed: Counter[str],
         dropped: Sequence[str] = (),
         sets: Sequence[tuple[str, str, int]] = (),
+        outcomes: Sequence[tuple[int, int]] = (),
     ) -> None:
         rows = [self.rows[cid] for cid in touched]
         self.store.save_cluster_state(
@@ -352,12 +391,14 @@ class ClusterState:
             {f: self.df[f] for f in df_changed},
             {
                 "upto": str(self.upto),
+                "outcomes": str(self.outcomes),
                 "version": VERSION,
                 "sample_size": str(self.k),
                 "known": json.dumps(sorted(self.known)),
             },
             dropped=dropped,
             sets=sets,
+            outcomes=outcomes,
         )
 
     # --- what a cycle reads ------------------------------------------------------------------

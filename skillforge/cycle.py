@@ -70,9 +70,10 @@ def run_cycle(
         host_sync.read_back(store, repo, host, say=say)  # PRs decided?
         _drop_orphan_branches(store, repo)
         high_water, evolved = store.high_water(), store.evolved_high_water()
+        outcomes = store.outcomes_high_water()  # outcomes that arrived after their runs
         cycle_id = f"{now:%Y%m%d-%H%M%S}-{store.count('cycles') + 1:04d}"
-        store.start_cycle(cycle_id, high_water, now=now)
-        if high_water == evolved:
+        store.start_cycle(cycle_id, high_water, now=now, outcomes=outcomes)
+        if high_water == evolved and outcomes == store.evolved_outcomes():
             store.finish_cycle(cycle_id, "nothing-new", now=utcnow(), trajectories=0, changes=0)
             return CycleResult(
                 cycle_id, "nothing-new", message="no new trajectories; nothing to do"

@@ -193,10 +193,12 @@ class Daemon:
                     )
                 except SkillforgeError as exc:
                     self.say(f"intake: {path}: {exc}")
-            if result.stored or result.quarantined or result.duplicates:
+            if result.stored or result.quarantined or result.duplicates or result.outcomes:
                 self.say(
                     f"ingested {result.stored} trajectories from {result.files} files "
-                    f"({result.duplicates} duplicates, {result.quarantined} quarantined)"
+                    f"({result.duplicates} duplicates, {result.quarantined} quarantined"
+                    + (f", {result.outcomes} outcomes of stored runs" if result.outcomes else "")
+                    + ")"
                 )
             if self._http:  # traces whose root span never came, once they go quiet
                 self._http.flush_traces()

@@ -215,7 +215,10 @@ class IntakeServer:
                 f"({result.duplicates} duplicates)"
             )
         ids = [t.id for t in good]
-        return Answer(202, {"accepted": result.stored, "duplicates": result.duplicates, "ids": ids})
+        answer = {"accepted": result.stored, "duplicates": result.duplicates, "ids": ids}
+        if result.outcomes:  # stored runs whose unknown outcome these copies brought
+            answer["outcomes"] = result.outcomes
+        return Answer(202, answer)
 
     def receive_traces(self, body: bytes, content_type: str, client: str) -> Answer:
         """Buffer an OTLP export's spans; store the runs of the traces it completes."""

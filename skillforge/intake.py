@@ -9,7 +9,9 @@ fingerprint of the bytes before the offset (the first and the last 4 KiB). A fil
 beside itself (logrotate's `runs.jsonl` -> `runs.jsonl.1`) keeps its progress under the new
 name and its remaining lines are read; a file truncated, rewritten (bigger, or to the same
 size) or replaced, even on a reused inode, is read again from the top. A run read again is
-counted as a duplicate by its id, never stored twice.
+counted as a duplicate by its id, never stored twice, unless it was stored with an unknown
+outcome and this copy is the same run with its outcome known (a harness report written after
+the run): then that outcome is set (`Store.set_outcomes`) and counted in `outcomes`.
 
 A line that is not a trajectory goes to the quarantine with its file, line number and reason
 (redacted: a parser's message may quote the input), and intake goes on. After
@@ -57,6 +59,7 @@ class IngestResult:
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    outcomes: int = 0  # stored runs whose unknown outcome a copy of them brought
     notes: list[str] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
@@ -65,6 +68,7 @@ class IngestResult:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
+        self.outcomes += other.outcomes
         self.notes.extend(other.notes)
 
 
@@ -449,6 +453,7 @@ class _FileIntake:
         self.result.stored += batch.stored
         self.result.duplicates += batch.duplicates
         self.result.quarantined += batch.quarantined
+        self.result.outcomes += batch.outcomes
         if self.on_quarantine:
             for entry in self.bad:
                 self.on_quarantine(entry)
@@ -533,10 +538,11 @@ def _ingest_json_document(
         for entry in bad:
             on_quarantine(entry)
     result.lines = len(records)
-    result.stored, result.duplicates, result.quarantined = (
+    result.stored, result.duplicates, result.quarantined, result.outcomes = (
         batch.stored,
         batch.duplicates,
         batch.quarantined,
+        batch.outcomes,
     )
     return result
 

@@ -68,6 +68,11 @@ def _component_schemas() -> dict[str, Any]:
                 "type": "integer",
                 "description": "Records whose id was already stored (a retry is harmless).",
             },
+            "outcomes": {
+                "type": "integer",
+                "description": "Records that brought the outcome of a run stored with its"
+                " outcome unknown (set on the stored run); absent when none.",
+            },
             "ids": {
                 "type": "array",
                 "items": {"type": "string"},

@@ -31,13 +31,22 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from evolver.model import Trajectory
+from evolver.model import Outcome, Trajectory
 from evolver.redact import redact
 
 from .errors import StoreError
 from .pgleader import PgLeaderLock
 from .pgschema import Conn, connect, lock_key, migrate, scrubbed
-from .store import BatchResult, FileProgress, Quarantined, utcnow
+from .store import (
+    BatchResult,
+    FileProgress,
+    OutcomeResult,
+    Quarantined,
+    check_known,
+    same_run,
+    utcnow,
+    with_outcome,
+)
 from .stores import safe_url
 
 PAGE = 1000  # trajectories fetched per query while iterating
@@ -282,7 +291,8 @@ class PostgresStore:
         ]
         with self._errors(f"record intake of {path}"), self.transaction() as db:
             stored = self._insert(db, rows, [t for t, _ in trajectories])
-            duplicates = len(trajectories) - stored
+            outcomes = self._late_outcomes(db, rows, [t for t, _ in trajectories])
+            duplicates = len(trajectories) - stored - outcomes
             quarantined_count = sum(self._quarantine(db, q, at) for q in quarantined)
             if duplicates:
                 self._bump(db, "duplicates", duplicates)
@@ -295,14 +305,16 @@ class PostgresStore:
                 [path, progress.offset, progress.line, progress.inode, progress.dev,
                  progress.fingerprint, progress.bad_lines, at],
             )  # fmt: skip
-        return BatchResult(stored, duplicates, quarantined_count)
+        return BatchResult(stored, duplicates, quarantined_count, outcomes)
 
     def add_trajectories(self, trajectories: Sequence[Trajectory], *, source: str) -> int:
         """Store trajectories that arrived other than from a file (tests, HTTP); returns new."""
         at = _iso(utcnow())
         rows = [_trajectory_row(t, source, at) for t in trajectories]
         with self._errors(f"store trajectories from {source}"), self.transaction() as db:
-            return self._insert(db, rows, trajectories)
+            stored = self._insert(db, rows, trajectories)
+            self._late_outcomes(db, rows, trajectories)
+            return stored
 
     def record_received(
         self,
@@ -318,10 +330,12 @@ class PostgresStore:
         with self._errors(f"store what {source} sent"), self.transaction() as db:
             db.execute("SET LOCAL synchronous_commit = on")  # whatever the server's default
             stored = self._insert(db, rows, trajectories)
+            outcomes = self._late_outcomes(db, rows, trajectories)
             bad = sum(self._quarantine(db, q, at) for q in quarantined)
-            if len(trajectories) > stored:
-                self._bump(db, "duplicates", len(trajectories) - stored)
-        return BatchResult(stored, len(trajectories) - stored, bad)
+            duplicates = len(trajectories) - stored - outcomes
+            if duplicates:
+                self._bump(db, "duplicates", duplicates)
+        return BatchResult(stored, duplicates, bad, outcomes)
 
     def _insert(self, db: Conn, rows: Sequence[tuple[Any, ...]], runs: Sequence[Trajectory]) -> int:
         """Insert trajectories in one statement, in order, skipping ids already stored (the
@@ -353,6 +367,84 @@ class PostgresStore:
                 [list(column) for column in zip(*skill_rows, strict=True)],
             )
         return len(new)
+
+    def _late_outcomes(
+        self, db: Conn, rows: Sequence[tuple[Any, ...]], runs: Sequence[Trajectory]
+    ) -> int:
+        """After `_insert`: the runs not stored because their id was, with an unknown outcome,
+        that are the same run with a known one, take that outcome (as `Store._take`). Returns
+        how many did. Each id is settled once: a second copy finds the outcome known."""
+        known = [(row, t) for row, t in zip(rows, runs, strict=True) if t.succeeded is not None]
+        if not known:
+            return 0
+        unknown = {
+            r["id"]: r["data"]
+            for r in db.execute(
+                "SELECT id, data FROM trajectories WHERE id = ANY(%s) AND success IS NULL",
+                [[row[0] for row, _ in known]],
+            ).fetchall()
+        }
+        done = 0
+        for row, t in known:
+            data = unknown.get(row[0].replace("\x00", "\ufffd"))
+            if t.outcome is None or data is None or not same_run(data, t):
+                continue
+            source, at = row[10], row[11]
+            done += self._set_outcome(db, row[0], t.outcome, source, at) == "applied"
+        return done
+
+    # -- outcomes that arrive after their run -------------------------------------------
+
+    def set_outcomes(
+        self, pairs: Sequence[tuple[str, Outcome]], *, source: str = "label"
+    ) -> OutcomeResult:
+        """Set the outcome of stored runs whose outcome is unknown (see `Store.set_outcomes`)."""
+        check_known(pairs)
+        at = _iso(utcnow())
+        found: dict[str, list[str]] = {"applied": [], "known": [], "missing": []}
+        with self._errors("set outcomes"), self.transaction() as db:
+            for run_id, outcome in pairs:
+                found[self._set_outcome(db, run_id, outcome, source, at)].append(run_id)
+        return OutcomeResult(*(tuple(found[k]) for k in ("applied", "known", "missing")))
+
+    def _set_outcome(
+        self, db: Conn, run_id: str, outcome: Outcome, source: str, at: str | None
+    ) -> str:
+        """Within a transaction: 'applied', 'known' (left as stored) or 'missing'."""
+        row = db.execute(
+            "SELECT seq, success, data FROM trajectories WHERE id = %s", [run_id]
+        ).fetchone()
+        if row is None:
+            return "missing"
+        if row["success"] is not None:
+            return "known"
+        run, dumped = with_outcome(row["data"], outcome)
+        value = int(bool(run.succeeded))
+        db.execute(
+            "UPDATE trajectories SET success = %s, reward = %s, data = %s WHERE seq = %s",
+            [value, outcome.reward, dumped, row["seq"]],
+        )
+        db.execute("UPDATE skill_runs SET success = %s WHERE seq = %s", [value, row["seq"]])
+        db.execute(
+            "INSERT INTO outcome_updates (seq, trajectory, success, source, at)"
+            " VALUES (%s,%s,%s,%s,%s)",
+            [row["seq"], run_id, value, source, at],
+        )
+        return "applied"
+
+    def outcome_updates_after(self, mark: int) -> list[tuple[int, int]]:
+        """Outcome updates logged after id `mark`, oldest first: (update id, run seq)."""
+        rows = self._rows("SELECT id, seq FROM outcome_updates WHERE id > %s ORDER BY id", [mark])
+        return [(r["id"], r["seq"]) for r in rows]
+
+    def outcomes_high_water(self) -> int:
+        """The id of the newest outcome update (0 when none)."""
+        return self._rows("SELECT coalesce(max(id), 0) AS n FROM outcome_updates")[0]["n"]
+
+    def evolved_outcomes(self) -> int:
+        """Outcome updates up to this id have been through a finished cycle."""
+        row = self.last_cycle(status=("done", "nothing-new"))
+        return (row.get("outcomes") or 0) if row else 0
 
     def _quarantine(self, db: Conn, q: Quarantined, at: str | None) -> int:
         """Keep a bad line (once per file and offset), its reason and excerpt redacted: both
@@ -479,10 +571,15 @@ class PostgresStore:
 
     # -- cycles -------------------------------------------------------------------------
 
-    def start_cycle(self, cycle_id: str, high_water: int, *, now: datetime) -> None:
+    def start_cycle(
+        self, cycle_id: str, high_water: int, *, now: datetime, outcomes: int = 0
+    ) -> None:
+        """Record a cycle that takes runs up to `high_water` and outcome updates up to
+        `outcomes`."""
         self._exec(
-            "INSERT INTO cycles (id, started_at, status, high_water) VALUES (%s,%s,%s,%s)",
-            [cycle_id, _iso(now), "running", high_water],
+            "INSERT INTO cycles (id, started_at, status, high_water, outcomes)"
+            " VALUES (%s,%s,%s,%s,%s)",
+            [cycle_id, _iso(now), "running", high_water, outcomes],
         )
 
     def finish_cycle(self, cycle_id: str, status: str, *, now: datetime, **fields: Any) -> None:
@@ -724,6 +821,18 @@ class PostgresStore:
         """The task of the runs with these sequence numbers."""
         return self._by_seq("task", seqs)
 
+    def counted_runs(self, seqs: Sequence[int]) -> dict[int, tuple[str, bool | None]]:
+        """For the runs with these sequence numbers that the cluster state has counted: their
+        cluster and the outcome it counted them with (a run not counted is left out)."""
+        rows = self._rows(
+            "SELECT seq, cluster, success FROM cluster_runs WHERE seq = ANY(%s)",
+            [sorted(set(seqs))],
+        )
+        return {
+            r["seq"]: (r["cluster"], None if r["success"] is None else bool(r["success"]))
+            for r in rows
+        }
+
     def _by_seq(self, column: str, seqs: Sequence[int]) -> dict[int, str]:
         query = sql.SQL("SELECT seq, {} AS v FROM trajectories WHERE seq = ANY(%s)")
         rows = self._rows(query.format(sql.Identifier(column)), [sorted(set(seqs))])
@@ -799,12 +908,18 @@ class PostgresStore:
         meta: Mapping[str, str],
         dropped: Sequence[str] = (),
         sets: Sequence[tuple[str, str, int]] = (),
+        outcomes: Sequence[tuple[int, int]] = (),
     ) -> None:
         """In one transaction: the rows of changed clusters, their feature counts (replaced),
         changed document frequencies, clusters merged away, runs added per (feature set,
-        cluster), and the state's meta data."""
+        cluster), counted runs' new outcomes ((seq, success) in `cluster_runs`), and the
+        state's meta data."""
         with self._errors("save cluster state"), self.transaction() as db:
             cur = db.cursor()
+            cur.executemany(
+                "UPDATE cluster_runs SET success = %s WHERE seq = %s",
+                [(success, seq) for seq, success in outcomes],
+            )
             cur.executemany(
                 "INSERT INTO cluster_sets (features, cluster, n) VALUES (%s,%s,%s)"
                 " ON CONFLICT (features, cluster) DO UPDATE SET n = cluster_sets.n + excluded.n",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from evolver.model import Trajectory
+from evolver.model import Outcome, Trajectory
 from evolver.redact import redact
 
 from .errors import StoreError
@@ -217,6 +218,23 @@ def m010_cluster_sets(db: Database) -> None:
     )
 
 
+@migrations()
+def m011_outcome_updates(db: Database) -> None:
+    """Outcomes that arrived after their run (a harness report, a user's verdict), each with
+    its own increasing id, so incremental cycles read the ones after their high water; and
+    each cycle's high water of them."""
+    db.executescript(
+        """
+        CREATE TABLE outcome_updates (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,
+            trajectory TEXT NOT NULL, success INTEGER NOT NULL, source TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        ALTER TABLE cycles ADD COLUMN outcomes INTEGER;
+        """
+    )
+
+
 @dataclass(frozen=True)
 class FileProgress:
     """How far intake has read a file: byte offset and number of lines consumed, which file
@@ -247,9 +265,27 @@ class Quarantined:
 
 @dataclass(frozen=True)
 class BatchResult:
+    """What one write of runs did: new runs, duplicates (ignored), bad lines kept, and runs
+    stored with an unknown outcome whose outcome this record brought (`outcomes`)."""
+
     stored: int
     duplicates: int
     quarantined: int
+    outcomes: int = 0
+
+
+@dataclass(frozen=True)
+class OutcomeResult:
+    """What `set_outcomes` did, by run id: outcomes set, runs whose outcome was known already
+    (left as stored: the source's own signal wins), and ids not stored."""
+
+    applied: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+# What happened to one record offered to the store (`Store._take`).
+STORED, OUTCOME, DUPLICATE = "stored", "outcome", "duplicate"
 
 
 def utcnow() -> datetime:
@@ -423,11 +459,11 @@ class Store:
         kept = [None] * len(trajectories) if data is None else data
         try:
             with self.transaction():
-                stored = sum(
-                    self._insert(t, f"{path}:{line}", at, json_)
+                took = Counter(
+                    self._take(t, f"{path}:{line}", at, json_)
                     for (t, line), json_ in zip(trajectories, kept, strict=True)
                 )
-                duplicates = len(trajectories) - stored
+                duplicates = took[DUPLICATE]
                 quarantined_count = sum(self._quarantine(q, at) for q in quarantined)
                 if duplicates:
                     self._bump("duplicates", duplicates)
@@ -442,13 +478,14 @@ class Store:
                 )  # fmt: skip
         except sqlite3.Error as exc:
             raise StoreError(f"could not record intake of {path}: {exc}") from exc
-        return BatchResult(stored, duplicates, quarantined_count)
+        return BatchResult(took[STORED], duplicates, quarantined_count, took[OUTCOME])
 
     def add_trajectories(self, trajectories: Sequence[Trajectory], *, source: str) -> int:
-        """Store trajectories that arrived other than from a file (tests, HTTP); returns new."""
+        """Store trajectories that arrived other than from a file (tests, HTTP); returns new.
+        A run stored with an unknown outcome takes the outcome a copy of it brings."""
         at = _iso(utcnow())
         with self.transaction():
-            return sum(self._insert(t, source, at) for t in trajectories)
+            return sum(self._take(t, source, at) == STORED for t in trajectories)
 
     def record_received(
         self,
@@ -463,13 +500,84 @@ class Store:
         try:
             self.db.execute("PRAGMA synchronous=FULL")  # this connection only: fsync each commit
             with self.transaction():
-                stored = sum(self._insert(t, source, at) for t in trajectories)
+                took = Counter(self._take(t, source, at) for t in trajectories)
                 bad = sum(self._quarantine(q, at) for q in quarantined)
-                if len(trajectories) > stored:
-                    self._bump("duplicates", len(trajectories) - stored)
+                if took[DUPLICATE]:
+                    self._bump("duplicates", took[DUPLICATE])
         except sqlite3.Error as exc:
             raise StoreError(f"could not store what {source} sent: {exc}") from exc
-        return BatchResult(stored, len(trajectories) - stored, bad)
+        return BatchResult(took[STORED], took[DUPLICATE], bad, took[OUTCOME])
+
+    def _take(self, t: Trajectory, source: str, at: str | None, data: str | None = None) -> str:
+        """Store a run (STORED); or, when its id is stored with an unknown outcome and this copy
+        is the same run with a known one, set that outcome (OUTCOME); else DUPLICATE."""
+        if self._insert(t, source, at, data):
+            return STORED
+        if t.succeeded is None or t.outcome is None:
+            return DUPLICATE
+        row = self.db.execute(
+            "SELECT data FROM trajectories WHERE id = ? AND success IS NULL", [t.id]
+        ).fetchone()
+        if row is None or not same_run(row[0], t):
+            return DUPLICATE
+        return OUTCOME if self._set_outcome(t.id, t.outcome, source, at) == "applied" else DUPLICATE
+
+    # -- outcomes that arrive after their run -------------------------------------------
+
+    def set_outcomes(
+        self, pairs: Sequence[tuple[str, Outcome]], *, source: str = "label"
+    ) -> OutcomeResult:
+        """Set the outcome of stored runs whose outcome is unknown, in one transaction; a run
+        whose outcome is known keeps it. The stored JSON, the `success` and `reward` columns
+        and the skill index change together, and each update is logged in `outcome_updates`
+        for incremental cycles. Raises StoreError for an outcome that is itself unknown."""
+        check_known(pairs)
+        at = _iso(utcnow())
+        found: dict[str, list[str]] = {"applied": [], "known": [], "missing": []}
+        try:
+            with self.transaction():
+                for run_id, outcome in pairs:
+                    found[self._set_outcome(run_id, outcome, source, at)].append(run_id)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not set outcomes: {exc}") from exc
+        return OutcomeResult(*(tuple(found[k]) for k in ("applied", "known", "missing")))
+
+    def _set_outcome(self, run_id: str, outcome: Outcome, source: str, at: str | None) -> str:
+        """Within a transaction: 'applied', 'known' (left as stored) or 'missing'."""
+        row = self.db.execute(
+            "SELECT seq, success, data FROM trajectories WHERE id = ?", [run_id]
+        ).fetchone()
+        if row is None:
+            return "missing"
+        seq, success, data = row
+        if success is not None:
+            return "known"
+        run, dumped = with_outcome(data, outcome)
+        value = int(bool(run.succeeded))
+        self.db.execute(
+            "UPDATE trajectories SET success = ?, reward = ?, data = ? WHERE seq = ?",
+            [value, outcome.reward, dumped, seq],
+        )
+        self.db.execute("UPDATE skill_runs SET success = ? WHERE seq = ?", [value, seq])
+        self.db.execute(
+            "INSERT INTO outcome_updates (seq, trajectory, success, source, at) VALUES (?,?,?,?,?)",
+            [seq, run_id, value, source, at],
+        )
+        return "applied"
+
+    def outcome_updates_after(self, mark: int) -> list[tuple[int, int]]:
+        """Outcome updates logged after id `mark`, oldest first: (update id, run seq)."""
+        sql = "SELECT id, seq FROM outcome_updates WHERE id > ? ORDER BY id"
+        return [(r[0], r[1]) for r in self.db.execute(sql, [mark]).fetchall()]
+
+    def outcomes_high_water(self) -> int:
+        """The id of the newest outcome update (0 when none)."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM outcome_updates").fetchone()[0]
+
+    def evolved_outcomes(self) -> int:
+        """Outcome updates up to this id have been through a finished cycle."""
+        row = self.last_cycle(status=("done", "nothing-new"))
+        return (row.get("outcomes") or 0) if row else 0
 
     def _insert(self, t: Trajectory, source: str, at: str | None, data: str | None = None) -> bool:
         """Insert one trajectory unless its id is stored; True when it was new. `data` is its
@@ -605,10 +713,15 @@ class Store:
 
     # -- cycles -------------------------------------------------------------------------
 
-    def start_cycle(self, cycle_id: str, high_water: int, *, now: datetime) -> None:
+    def start_cycle(
+        self, cycle_id: str, high_water: int, *, now: datetime, outcomes: int = 0
+    ) -> None:
+        """Record a cycle that takes runs up to `high_water` and outcome updates up to
+        `outcomes`."""
         self.db.execute(
-            "INSERT INTO cycles (id, started_at, status, high_water) VALUES (?,?,?,?)",
-            [cycle_id, _iso(now), "running", high_water],
+            "INSERT INTO cycles (id, started_at, status, high_water, outcomes)"
+            " VALUES (?,?,?,?,?)",
+            [cycle_id, _iso(now), "running", high_water, outcomes],
         )
 
     def finish_cycle(self, cycle_id: str, status: str, *, now: datetime, **fields: Any) -> None:
@@ -853,6 +966,19 @@ class Store:
         """The stored JSON of the runs with these sequence numbers."""
         return self._by_seq("data", seqs)
 
+    def counted_runs(self, seqs: Sequence[int]) -> dict[int, tuple[str, bool | None]]:
+        """For the runs with these sequence numbers that the cluster state has counted: their
+        cluster and the outcome it counted them with (a run not counted is left out)."""
+        out: dict[int, tuple[str, bool | None]] = {}
+        wanted = sorted(set(seqs))
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            marks = ",".join("?" * len(part))
+            sql = f"SELECT seq, cluster, success FROM cluster_runs WHERE seq IN ({marks})"
+            for seq, cid, ok in self.db.execute(sql, part):
+                out[seq] = (cid, None if ok is None else bool(ok))
+        return out
+
     def tasks_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
         """The task of the runs with these sequence numbers."""
         return self._by_seq("task", seqs)
@@ -956,11 +1082,17 @@ class Store:
         meta: Mapping[str, str],
         dropped: Sequence[str] = (),
         sets: Sequence[tuple[str, str, int]] = (),
+        outcomes: Sequence[tuple[int, int]] = (),
     ) -> None:
         """In one transaction: the rows of changed clusters, their feature counts (replaced),
         changed document frequencies, clusters merged away, runs added per (feature set,
-        cluster), and the state's meta data."""
+        cluster), counted runs' new outcomes ((seq, success) in `cluster_runs`), and the
+        state's meta data."""
         with self.transaction():
+            self.db.conn.executemany(
+                "UPDATE cluster_runs SET success = ? WHERE seq = ?",
+                [(success, seq) for seq, success in outcomes],
+            )
             self.db.conn.executemany(
                 "INSERT INTO cluster_sets (features, cluster, n) VALUES (?,?,?)"
                 " ON CONFLICT (features, cluster) DO UPDATE SET n = n + excluded.n",
@@ -1011,6 +1143,30 @@ class Store:
 
 
 _PROGRESS = "offset, line, inode, dev, fingerprint, bad_lines"
+
+
+def same_run(stored: str, t: Trajectory) -> bool:
+    """Whether the stored JSON and `t` are the same run but for their outcome."""
+    kept = Trajectory.model_validate_json(stored)
+    return kept.model_dump(exclude={"outcome"}) == t.model_dump(exclude={"outcome"})
+
+
+def with_outcome(stored: str, outcome: Outcome) -> tuple[Trajectory, str]:
+    """The stored run with `outcome` set, and its JSON; a reason the stored outcome gave is
+    kept when the new one gives none."""
+    run = Trajectory.model_validate_json(stored)
+    if outcome.reason is None and run.outcome is not None and run.outcome.reason is not None:
+        outcome = outcome.model_copy(update={"reason": run.outcome.reason})
+    run = run.model_copy(update={"outcome": outcome})
+    return run, run.model_dump_json()
+
+
+def check_known(pairs: Sequence[tuple[str, Outcome]]) -> None:
+    """Raise StoreError for a pair whose outcome is not known: it cannot settle a run (both
+    stores call this before writing)."""
+    for run_id, outcome in pairs:
+        if outcome.success is None:
+            raise StoreError(f"the outcome given for {run_id} is not known: give success or reward")
 
 
 def _trajectory_row(t: Trajectory, source: str, at: str | None, data: str | None) -> list[Any]:

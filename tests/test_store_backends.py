@@ -29,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from evolver.model import Trajectory
+from evolver.model import Outcome, Trajectory
 from skillforge.errors import StoreError
 from skillforge.intake import QUARANTINE_PER_FILE, ingest_file
-from skillforge.store import FileProgress, Quarantined, Store
+from skillforge.store import FileProgress, OutcomeResult, Quarantined, Store
 from skillforge.stores import open_store
 from tests.conftest import REPO_ROOT, write_jsonl
 
@@ -200,6 +200,50 @@ def test_ignored_duplicates_use_up_sequence_numbers_and_stored_after_counts_rows
     assert [t.id for t in store.trajectories(upto_seq=evolved)] == ["run-1", "run-2"]
 
 
+def unknown(i: int, **extra: Any) -> Trajectory:
+    """`run(i)` as stored before its outcome was known."""
+    return run(i, **extra).model_copy(update={"outcome": None})
+
+
+def test_a_late_outcome_is_set_once_and_a_known_one_is_never_overwritten(store):
+    skills = [{"name": "s", "version": "1"}]
+    store.add_trajectories([unknown(4, skills=skills), run(5, skills=skills)], source="t")
+    seq = store.high_water() - 1
+    result = store.set_outcomes(
+        [("run-4", Outcome(success=True, reason="user: it worked")),
+         ("run-5", Outcome(success=True)), ("nope", Outcome(success=False))]
+    )  # fmt: skip
+    assert result == OutcomeResult(applied=("run-4",), known=("run-5",), missing=("nope",))
+    four, five = store.trajectories()
+    assert four.outcome == Outcome(success=True, reason="user: it worked")
+    assert four.model_copy(update={"outcome": None}) == unknown(4, skills=skills)
+    assert five == run(5, skills=skills)  # its own outcome (a failure) stays
+    assert store.count("trajectories", "success = 1") == 1  # the column agrees with the JSON
+    [version] = store.skill_versions("s")  # and so does the skill index
+    assert (version["runs"], version["successes"], version["failures"]) == (2, 1, 1)
+    assert store.outcome_updates_after(0) == [(1, seq)] and store.outcomes_high_water() == 1
+    again = store.set_outcomes([("run-4", Outcome(success=False))])
+    assert again == OutcomeResult(known=("run-4",)) and store.outcomes_high_water() == 1
+    assert next(store.trajectories()).succeeded is True
+    with pytest.raises(StoreError, match="not known"):
+        store.set_outcomes([("run-4", Outcome(reason="no verdict"))])
+
+
+def test_a_copy_that_brings_the_outcome_is_an_outcome_update_once(store):
+    store.record_batch("/a", lines([unknown(1), unknown(2)]), [], FileProgress(2, 2), now=T0)
+    other = run(2).model_copy(update={"task": "another run under a reused id"})
+    first = store.record_batch("/b", lines([run(1), other]), [], FileProgress(2, 2), now=T0)
+    assert (first.stored, first.outcomes, first.duplicates) == (0, 1, 1)
+    again = store.record_received([run(1)], [], source="http:x")  # the same copy, sent again
+    assert (again.stored, again.outcomes, again.duplicates) == (0, 0, 1)
+    assert [t.succeeded for t in store.trajectories()] == [run(1).succeeded, None]
+    assert store.count("trajectories") == 2 and store.outcomes_high_water() == 1
+    # within one batch: the run, then a copy with its outcome
+    both = store.record_batch("/c", lines([unknown(7), run(7)]), [], FileProgress(2, 2), now=T0)
+    assert (both.stored, both.outcomes, both.duplicates) == (1, 1, 0)
+    assert [t for t in store.trajectories() if t.id == "run-7"] == [run(7)]
+
+
 def test_reading_many_runs_pages_through_them_in_order(store):
     runs = [run(i) for i in range(2345)]
     store.add_trajectories(runs, source="bulk")
@@ -308,16 +352,16 @@ def test_cycles_start_finish_and_the_last_one_wins_a_tie(store):
     assert store.last_cycle() is None and store.evolved_high_water() == 0
     store.start_cycle("c1", 5, now=T0)
     store.finish_cycle("c1", "done", now=T0, trajectories=5, changes=2, proposal="c1")
-    store.start_cycle("c2", 8, now=T0)  # the same second: insertion order decides
+    store.start_cycle("c2", 8, now=T0, outcomes=3)  # the same second: insertion order decides
     store.finish_cycle("c2", "failed", now=T0, error="boom")
     assert store.last_cycle()["id"] == "c2"
     done = store.last_cycle(status=["done", "nothing-new"])
     assert done == {
         "id": "c1", "started_at": T0.isoformat(), "finished_at": T0.isoformat(),
         "status": "done", "high_water": 5, "trajectories": 5, "changes": 2, "proposal": "c1",
-        "error": None,
+        "error": None, "outcomes": 0,
     }  # fmt: skip
-    assert store.evolved_high_water() == 5
+    assert store.evolved_high_water() == 5 and store.evolved_outcomes() == 0
     assert store.count("cycles") == 2
 
 
@@ -645,7 +689,7 @@ WRITER = textwrap.dedent(
     """
     import random
     import sys
-    from evolver.model import Trajectory
+    from evolver.model import Outcome, Trajectory
     from skillforge.store import FileProgress
     from skillforge.stores import open_store
 

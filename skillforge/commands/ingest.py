@@ -35,6 +35,7 @@ def ingest(config: Config, paths: list[Path]) -> int:
     write_line(
         f"{total.files} files, {total.lines} lines: {total.stored} trajectories stored, "
         f"{total.duplicates} already stored, {total.quarantined} quarantined"
+        + (f", {total.outcomes} outcomes of stored runs set" if total.outcomes else "")
     )
     if total.quarantined:
         write_line(

@@ -56,6 +56,25 @@ def test_tallies_add_up_and_round_trip_through_json():
     assert (whole.runs, whole.successes) == (60, sum(r.succeeded is True for r in runs))
 
 
+def test_a_run_whose_outcome_became_known_is_swapped_out_of_a_tally():
+    """subtract(old) then add(new) gives the tally of the runs as they are now, as if the
+    run had arrived with its outcome; taking every run out leaves an empty tally."""
+    runs = synthetic(40) + refund_runs()
+    unknown = [r.model_copy(update={"outcome": None}) for r in runs[:10]]
+    kept = Tally()
+    for run in unknown + runs[10:]:
+        kept.add(tally(run))
+    for old, new in zip(unknown, runs[:10], strict=True):
+        kept.subtract(tally(old)).add(tally(new))
+    whole = Tally()
+    for run in runs:
+        whole.add(tally(run))
+    assert kept == whole and kept.to_json() == whole.to_json()
+    for run in runs:
+        kept.subtract(tally(run))
+    assert kept == Tally()
+
+
 def test_summed_transitions_draw_the_tool_graph():
     runs = synthetic(80) + refund_runs()
     total = Transitions()
