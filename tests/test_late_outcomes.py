@@ -196,6 +196,10 @@ def test_skillforge_label_sets_unknown_outcomes_and_reports_known_and_missing_id
     runs.write_text("".join(json.dumps(r) + "\n" for r in records))
     assert cli.main([*where, "ingest", str(runs)]) == 0
     capsys.readouterr()
+    assert cli.main([*where, "status"]) == 0
+    status = capsys.readouterr().out
+    assert "3 trajectories (0 succeeded, 1 failed, 2 unknown)" in status
+    assert "skillforge label" in status
 
     code = cli.main([*where, "label", "a", "c", "nope", "a", "--success", "--reason", "user: ok"])
     out, err = capsys.readouterr()
@@ -204,6 +208,9 @@ def test_skillforge_label_sets_unknown_outcomes_and_reports_known_and_missing_id
     assert "no run is stored under nope" in err and "set a" not in err
     code = cli.main([*where, "label", "b", "--failure"])
     assert code == 0 and "set b: failure" in capsys.readouterr().out
+    assert cli.main([*where, "status"]) == 0
+    status = capsys.readouterr().out
+    assert "(1 succeeded, 2 failed) from" in status and "skillforge label" not in status
     with pytest.raises(SystemExit):  # a verdict is required
         cli.main([*where, "label", "b"])
     with Store(tmp_path / "var" / "skillforge.db") as store:

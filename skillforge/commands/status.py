@@ -21,6 +21,7 @@ def status(config: Config) -> int:
         files = store.count("files")
         quarantined = store.quarantined_lines()  # a summary row stands for many lines
         pending = store.stored_after(store.evolved_high_water())
+        late = store.outcomes_high_water() - store.evolved_outcomes()
         last = store.last_cycle()
         state = store.state()
         open_proposals = store.proposals("open")
@@ -29,17 +30,27 @@ def status(config: Config) -> int:
         duplicates = store.counter("duplicates")
         spend = store.llm_spend()
     write_line(f"store        {config.store_display}")
+    unknown = total - succeeded - failed
     write_line(
-        f"ingested     {total} trajectories ({succeeded} succeeded, {failed} failed) "
-        f"from {files} files; {duplicates} duplicates ignored"
+        f"ingested     {total} trajectories ({succeeded} succeeded, {failed} failed"
+        + (f", {unknown} unknown" if unknown else "")
+        + f") from {files} files; {duplicates} duplicates ignored"
     )
+    if unknown:  # lessons are tested on runs with an outcome only
+        write_line(
+            "  lessons are learned from runs with an outcome: give the others theirs with "
+            "`skillforge label`, or import them again once a report has it"
+        )
     write_line(
         f"quarantined  {quarantined} lines"
         + (f" (see {config.quarantine_file})" if quarantined else "")
     )
     for row in recent_bad:
         write_line(f"  {row['file']}:{row['line']}: {row['reason']}")
-    write_line(f"not evolved  {pending} trajectories")
+    write_line(
+        f"not evolved  {pending} trajectories"
+        + (f", {late} outcomes that arrived after their runs" if late > 0 else "")
+    )
     if last:
         write_line(
             f"last cycle   {last['id']} {last['status']} at {last['started_at']}"
