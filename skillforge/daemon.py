@@ -118,6 +118,7 @@ class Daemon:
         # Runs up to here are covered by a requested or running cycle (it reads the high
         # water when it starts, which is at least this), so they do not ask for another.
         self._requested_high_water = 0
+        self._requested_outcomes = 0  # likewise, of outcomes that arrived after their runs
         self._trigger_lock = threading.Lock()  # inbox and HTTP intake both ask for cycles
         self._http: IntakeServer | None = None
         # Several daemons may share a PostgreSQL store: only the leader runs cycles.
@@ -242,21 +243,25 @@ class Daemon:
             )
             self._was_leading = leading
             self._requested_high_water = 0  # a new leader looks at everything not yet evolved
+            self._requested_outcomes = 0
         return leading
 
     def _after_intake(self, store: Store, *, first: bool = False) -> None:
-        """Ask for a cycle when enough new runs arrived, from the inbox or over HTTP (or any
-        host, on a shared store), if this daemon leads the cycles."""
+        """Ask for a cycle when enough new runs, or outcomes of runs stored without one,
+        arrived from the inbox or over HTTP (or any host, on a shared store), if this daemon
+        leads the cycles."""
         with self._trigger_lock:
             became = not self._was_leading
             if not self._leading():
                 return
             first = first or became
-            high_water = store.high_water()
+            high_water, outcomes = store.high_water(), store.outcomes_high_water()
             mark = max(store.evolved_high_water(), self._requested_high_water)
             pending = store.stored_after(mark)
-            if pending and (first or pending >= self.config.evolve_after):
+            late = outcomes - max(store.evolved_outcomes(), self._requested_outcomes)
+            if (pending or late > 0) and (first or pending + late >= self.config.evolve_after):
                 self._requested_high_water = high_water
+                self._requested_outcomes = outcomes
                 self.request_cycle()
 
     def request_cycle(self) -> None:

@@ -12,6 +12,7 @@ import pytest
 from skillforge.config import load
 from skillforge.daemon import Daemon
 from skillforge.errors import SkillforgeError
+from skillforge.importers import parse_record
 from tests.conftest import REPO_ROOT
 
 
@@ -97,3 +98,16 @@ def test_a_second_daemon_on_the_same_store_is_refused(tmp_path):
         assert failed and isinstance(failed[0], SkillforgeError), failed
         assert re.search(r"another skillforge daemon \(pid \d+\)", str(failed[0]))
         assert run.thread.is_alive()
+
+
+def test_outcomes_that_arrive_after_their_runs_start_a_cycle_early(tmp_path, airline_records):
+    runs = [parse_record(r) for r in airline_records if r["trial"] == 0]
+    known = [json.loads(r.model_dump_json()) for r in runs]
+    unknown = [{k: v for k, v in d.items() if k != "outcome"} for d in known]
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=20, sweep_seconds=0.2) as run:
+        (run.config.inbox / "runs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in unknown))
+        run.wait_for(f"reading {len(runs)} new trajectories")
+        (run.config.inbox / "verdicts.jsonl").write_text(
+            "".join(json.dumps(d) + "\n" for d in known)
+        )
+        run.wait_for("reading 0 new trajectories")  # the outcomes alone asked for a cycle
