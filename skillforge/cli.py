@@ -13,6 +13,7 @@ from . import config as config_module
 from .commands.eval import eval_library
 from .commands.evolve import evolve
 from .commands.history import history
+from .commands.hook import hook, print_settings
 from .commands.import_ import import_
 from .commands.ingest import ingest
 from .commands.label import label
@@ -65,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     how = import_p.add_mutually_exclusive_group()
     how.add_argument("--format", choices=FORMATS, help="read every file as this format")
     how.add_argument("--mapping", type=Path, metavar="FILE", help="a format mapping (TOML/JSON)")
+
+    hook_p = commands.add_parser(
+        "hook", help="a Claude Code SessionEnd hook: import the session's transcript"
+    )
+    hook_p.add_argument(
+        "--settings",
+        action="store_true",
+        help="print the entry to merge into ~/.claude/settings.json instead",
+    )
 
     label_p = commands.add_parser(
         "label", help="set the outcome of stored runs whose outcome is unknown"
@@ -161,6 +171,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return ingest(config, args.paths)
     if args.command == "import":
         return import_(config, args.paths, format=args.format, mapping=args.mapping)
+    if args.command == "hook":
+        return print_settings(config) if args.settings else hook(config)
     if args.command == "label":
         return label(config, args.run_ids, success=args.success, reason=args.reason)
     if args.command == "evolve":
