@@ -25,7 +25,10 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    inbox: Path = Field(Path("trajectories"), description="Folder agents append *.jsonl to.")
+    inbox: Path = Field(
+        Path("trajectories"),
+        description="Folder agents append *.jsonl to (or write SWE-agent run files in).",
+    )
     home: Path = Field(Path("var"), description="State folder: store, library, proposals.")
     db: str | None = Field(
         None,

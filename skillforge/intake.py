@@ -37,7 +37,7 @@ from evolver.model import Trajectory
 from evolver.redact import redact
 
 from .errors import IntakeError, InvalidTrajectory
-from .importers import read_line, read_record, records_in_document
+from .importers import read_line, read_record, records_in_document, run_finished
 from .store import FileProgress, Quarantined, Store, utcnow
 from .watcher import inbox_files
 
@@ -60,6 +60,7 @@ class IngestResult:
     duplicates: int = 0
     quarantined: int = 0
     outcomes: int = 0  # stored runs whose unknown outcome a copy of them brought
+    waiting: int = 0  # run files whose agent has not finished (read again when they change)
     notes: list[str] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
@@ -69,6 +70,7 @@ class IngestResult:
         self.duplicates += other.duplicates
         self.quarantined += other.quarantined
         self.outcomes += other.outcomes
+        self.waiting += other.waiting
         self.notes.extend(other.notes)
 
 
@@ -506,7 +508,8 @@ def _identity(path: str) -> tuple[int, int] | None:
 def _ingest_json_document(
     store: Store, path: Path, *, on_quarantine: QuarantineSink | None
 ) -> IngestResult:
-    """A whole .json file: a record, an array (tau-bench), a tau2 or MedAgentBench results file."""
+    """A whole .json file: a record, an array (tau-bench), a tau2 or MedAgentBench results file,
+    a SWE-agent or mini-swe-agent run (once its agent has finished)."""
     try:
         handle, key = _open_regular(path)
         with handle:
@@ -522,6 +525,8 @@ def _ingest_json_document(
         document = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"{path} is not a JSON document: {exc}") from exc
+    if not run_finished(document):  # no progress kept: taken when its agent has stopped
+        return IngestResult(files=1, waiting=1)
     records = records_in_document(document, source_name=str(path))
     parsed, data, bad = [], [], []
     for index, record in enumerate(records, start=1):

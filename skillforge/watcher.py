@@ -28,14 +28,17 @@ from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger("skillforge.intake")
 
-# `*.jsonl`, and the names logrotate gives it: `.1`, `.2`, ... or a date (not `.gz`).
-_NAME = re.compile(r".+\.jsonl(?:\.\d+|-\w+)?")
+# `*.jsonl`, and the names logrotate gives it: `.1`, `.2`, ... or a date (not `.gz`); and the
+# run files of SWE-agent (`<id>.traj`) and mini-swe-agent (`<id>.traj.json`), read whole once
+# their agent has finished.
+_NAME = re.compile(r".+\.jsonl(?:\.\d+|-\w+)?|.+\.traj(?:\.json)?")
 
 SkipHandler = Callable[[Path, str], None]
 
 
 def is_trajectory_file(name: str) -> bool:
-    """Whether intake reads a file of this name: `*.jsonl` or a rotated `*.jsonl.1`."""
+    """Whether intake reads a file of this name: `*.jsonl`, a rotated `*.jsonl.1`, or a
+    SWE-agent / mini-swe-agent run file (`*.traj`, `*.traj.json`)."""
     return _NAME.fullmatch(name) is not None
 
 

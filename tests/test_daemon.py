@@ -111,3 +111,21 @@ def test_outcomes_that_arrive_after_their_runs_start_a_cycle_early(tmp_path, air
             "".join(json.dumps(d) + "\n" for d in known)
         )
         run.wait_for("reading 0 new trajectories")  # the outcomes alone asked for a cycle
+
+
+def test_a_coding_agents_run_file_is_taken_when_the_agent_stops(tmp_path):
+    source = (
+        REPO_ROOT / "tests" / "fixtures" / "swe_agent"
+        / "default__gpt-4o__t-0.00__p-1.00__c-3.00___swe_bench_lite_test"
+        / "django__django-11099" / "django__django-11099.traj"
+    )  # fmt: skip
+    finished = json.loads(source.read_text())
+    midway = {**finished, "info": {k: v for k, v in finished["info"].items() if k != "exit_status"}}
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=10**6, sweep_seconds=0.1) as run:
+        target = run.config.inbox / "lite" / "django__django-11099" / "django__django-11099.traj"
+        target.parent.mkdir(parents=True)
+        target.write_text(json.dumps(midway))
+        time.sleep(1.0)  # ten sweeps and the write's events: nothing is taken yet
+        assert not [line for line in run.lines if line.startswith("ingested")]
+        target.write_text(json.dumps(finished))
+        assert run.wait_for("ingested 1 trajectories").startswith("ingested 1 trajectories")

@@ -36,6 +36,7 @@ def ingest(config: Config, paths: list[Path]) -> int:
         f"{total.files} files, {total.lines} lines: {total.stored} trajectories stored, "
         f"{total.duplicates} already stored, {total.quarantined} quarantined"
         + (f", {total.outcomes} outcomes of stored runs set" if total.outcomes else "")
+        + (f"; {total.waiting} runs not finished yet, taken once they are" if total.waiting else "")
     )
     if total.quarantined:
         write_line(

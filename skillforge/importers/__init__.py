@@ -63,6 +63,7 @@ __all__ = [
     "read_record",
     "record_format",
     "records_in_document",
+    "run_finished",
     "validate",
 ]
 
@@ -98,6 +99,18 @@ def records_in_document(document: Any, source_name: str | None = None) -> list[A
     if isinstance(document, dict) and is_atif_record(document):
         return atif_records(document, source_name)
     return [document]
+
+
+def run_finished(document: Any) -> bool:
+    """Whether a run file is whole: SWE-agent and mini-swe-agent rewrite theirs as the agent
+    goes and set `info.exit_status` when it stops; any other document is whole as written."""
+    if not isinstance(document, dict) or not (
+        is_swe_agent_record(document) or is_mini_swe_agent_record(document)
+    ):
+        return True
+    info = document.get("info")
+    status = info.get("exit_status") if isinstance(info, dict) else None
+    return isinstance(status, str) and bool(status.strip())
 
 
 # Per-record formats, in detection order (the benchmark shapes first: they have `messages` too).
