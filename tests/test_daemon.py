@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from skillforge import cli
 from skillforge.config import load
 from skillforge.daemon import Daemon
 from skillforge.errors import SkillforgeError
@@ -129,3 +130,15 @@ def test_a_coding_agents_run_file_is_taken_when_the_agent_stops(tmp_path):
         assert not [line for line in run.lines if line.startswith("ingested")]
         target.write_text(json.dumps(finished))
         assert run.wait_for("ingested 1 trajectories").startswith("ingested 1 trajectories")
+
+
+def test_a_verdict_given_with_skillforge_label_starts_a_cycle_early(tmp_path, airline_records):
+    runs = [parse_record(r) for r in airline_records if r["trial"] == 0][:30]
+    unknown = [json.loads(r.model_copy(update={"outcome": None}).model_dump_json()) for r in runs]
+    with Running(tmp_path, evolve_every_minutes=600, evolve_after=20, sweep_seconds=0.2) as run:
+        (run.config.inbox / "runs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in unknown))
+        run.wait_for(f"reading {len(runs)} new trajectories")
+        home = ["--home", str(run.config.home), "--inbox", str(run.config.inbox)]
+        ids = [r.id for r in runs]
+        assert cli.main([*home, "label", *ids, "--success", "--reason", "reviewed"]) == 0
+        run.wait_for("reading 0 new trajectories")  # the next sweep saw the verdicts
