@@ -167,14 +167,19 @@ def _ordered_steps(runs: Sequence[Trajectory], steps: Sequence[Measured]) -> lis
 
 def _examples_of(runs: Sequence[Trajectory], m: Measured) -> list[str]:
     """The worked examples of a kept example check, each as a short excerpt of a request it
-    stands for and the changes it made."""
+    stands for (or, when none is safe to quote, its telling words as a list, filler left out)
+    and the changes it made."""
     lines = [f"{m.check.sentence()} ({m.figures()})", ""]
     ok = sorted(ok_runs(runs), key=lambda r: r.id)
     seen = request_words([r.task for r in runs])
     for example in m.check.examples[:8]:
         request = next((r.task for r in ok if nearest_example(r.task, [example])), None)
         shown = safe_excerpt(request, seen) if request else None
-        shown = shown or quote(" ".join(example.words), "request", 160).replace('"', "")
+        if not shown:  # no excerpt is safe to quote: its telling words, as a list
+            telling = [w for w in example.words if not is_filler(w)]
+            if not telling:
+                continue
+            shown = quote(", ".join(telling), "request", 160).replace('"', "")
         made = ", ".join(code(t) for t in sorted(example.changes)) or "nothing"
         lines.append(f'- "{shown}": changed {made} ({plural(example.runs, "run")})')
     return lines

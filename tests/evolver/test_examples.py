@@ -166,3 +166,17 @@ def test_a_skill_the_llm_writes_keeps_the_examples_as_the_evidence_gave_them():
     draft = skill_spec(SkillDoc(name=change.skill, text=change.content, files=change.files))
     assert spec is not None and draft is not None
     assert spec.examples == draft.examples and len(spec.examples) == 3
+
+
+def test_an_example_no_excerpt_can_quote_is_its_telling_words_as_a_list() -> None:
+    from evolver.checks import Check, Measured
+    from evolver.examples import Example
+    from evolver.skillbody import _examples_of
+
+    examples = (
+        Example(("always", "lamp", "past", "order", "hours"), frozenset({"cancel_order"}), 2),
+        Example(("always", "able", "hours"), frozenset(), 1),  # nothing but filler
+    )
+    kept = Measured(Check("example", "changes", examples=examples), 4, 5, 1, 5, 0.01, 3, 3)
+    lines = _examples_of([], kept)  # no run's request to quote
+    assert lines[2:] == ['- "lamp, order": changed `cancel_order` (2 runs)']
