@@ -167,16 +167,59 @@ def result_error(name: str, arguments: Any, result: str) -> str | None:
     return error_summary(result) if looks_like_error(result) else None
 
 
-class _Run:
-    """The steps built so far, the task, and the calls waiting for their result."""
+class RunBuilder:
+    """What an ADP or ATIF importer has built of a run so far: the task, the steps, and an
+    "Ok." to the first user text held until the next item tells what that text was."""
 
     def __init__(self) -> None:
         self.task: str | None = None
         self.steps: list[dict[str, Any]] = []
-        self.waiting: list[dict[str, Any]] = []
-        self.skipped = 0  # items of a class this importer does not know
         self.example_steps = 0  # steps of a solved example before the real task, left out
         self.acknowledged: str | None = None  # an "Ok." to the first user text, pending
+
+    def said(self, role: str, text: str) -> None:
+        if text.strip():
+            self.steps.append({"type": "message", "role": role, "text": text})
+
+    def acknowledges(self, text: str) -> bool:
+        """An "Ok." right after the first user text: held until the next item says whether
+        that text was the harness's rules (a user text follows) or the task."""
+        if self.steps or self.task is None or not is_acknowledgement(text.strip()):
+            return False
+        self.acknowledged = text
+        return True
+
+    def after_rules(self, text: str) -> None:
+        """The user text after an acknowledged one: the task; the rules a system message."""
+        self.steps.append({"type": "message", "role": "system", "text": self.task})
+        self.task, self.acknowledged = text.strip() or None, None
+
+    def no_task_followed(self) -> None:
+        """The held "Ok." was a plain reply: no user text came after it."""
+        if self.acknowledged is not None:
+            self.said("assistant", self.acknowledged)
+            self.acknowledged = None
+
+    def restart(self, task: str) -> None:
+        """A new problem after a solved example: the example's steps are left out."""
+        kept = leading_rules(self.steps)
+        self.example_steps += len(self.steps) - len(kept)
+        self.steps = kept
+        self.task = task
+
+
+class _Run(RunBuilder):
+    """The run so far (`RunBuilder`), and the calls waiting for their result."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[dict[str, Any]] = []
+        self.skipped = 0  # items of a class this importer does not know
+
+    def restart(self, task: str) -> None:
+        """As `RunBuilder.restart`; the example's calls are not waited for either."""
+        super().restart(task)
+        self.waiting.clear()
 
     def add(self, position: int, item: Any) -> None:
         where = f"content[{position}]"
@@ -185,11 +228,8 @@ class _Run:
         kind = item.get("class_")
         if not isinstance(kind, str):
             raise InvalidTrajectory(f"{where} has no class_")
-        if self.acknowledged is not None and not (
-            kind == "text_observation" and item.get("source") in _USER
-        ):
-            self._said("assistant", self.acknowledged)  # no task followed: a plain reply
-            self.acknowledged = None
+        if not (kind == "text_observation" and item.get("source") in _USER):
+            self.no_task_followed()
         if kind == "api_action":
             function = item.get("function")
             if not isinstance(function, str) or not function.strip():
@@ -205,10 +245,10 @@ class _Run:
             self._call(item, *code_call(language, code))
         elif kind == "message_action":
             text = _string(item.get("content"), f"{where}.content")
-            if self._acknowledges(text):
+            if self.acknowledges(text):
                 return
             self._thought(item)
-            self._said("assistant", text)
+            self.said("assistant", text)
         elif kind in ("text_observation", "json_observation"):
             content = item.get("content")
             text = content if kind == "text_observation" else _json(content)
@@ -234,11 +274,7 @@ class _Run:
     def _thought(self, item: dict[str, Any]) -> None:
         description = item.get("description")
         if isinstance(description, str):
-            self._said("assistant", description)
-
-    def _said(self, role: str, text: str) -> None:
-        if text.strip():
-            self.steps.append({"type": "message", "role": role, "text": text})
+            self.said("assistant", description)
 
     def _observed(
         self, item: dict[str, Any], text: str, where: str, *, textual: bool = True
@@ -248,43 +284,22 @@ class _Run:
         if source not in _SOURCES:
             raise InvalidTrajectory(f"{where}.source {source!r} is not user, environment or agent")
         if source in _USER and self.acknowledged is not None:
-            self._after_rules(text)
+            self.after_rules(text)
         elif source in _USER and self._answers_last_call(item):
             self._answer(item, text)
         elif source in _USER and self._waiting_for(item.get("tool_call_id")) is None:
             if self.task is None and textual:
                 self.task = text.strip() or None
             elif self.task is not None and (restarted := restarted_task(text)):
-                self._restart(restarted)
+                self.restart(restarted)
             elif self.task is not None:
-                self._said("user", text)
+                self.said("user", text)
         elif source in _AGENT:
-            self._said("assistant", text)
+            self.said("assistant", text)
         elif source == "system":
-            self._said("system", text)
+            self.said("system", text)
         else:
             self._answer(item, text)
-
-    def _acknowledges(self, text: str) -> bool:
-        """An "Ok." right after the first user text: held until the next item says whether
-        that text was the harness's rules (a user text follows) or the task."""
-        if self.steps or self.task is None or not is_acknowledgement(text.strip()):
-            return False
-        self.acknowledged = text
-        return True
-
-    def _after_rules(self, text: str) -> None:
-        """The user text after an acknowledged one: the task; the rules a system message."""
-        self.steps.append({"type": "message", "role": "system", "text": self.task})
-        self.task, self.acknowledged = text.strip() or None, None
-
-    def _restart(self, task: str) -> None:
-        """A new problem after a solved example: the example's steps are left out."""
-        kept = leading_rules(self.steps)
-        self.example_steps += len(self.steps) - len(kept)
-        self.steps = kept
-        self.waiting.clear()
-        self.task = task
 
     def _answers_last_call(self, item: dict[str, Any]) -> bool:
         """A user observation right after a call without an id: that call's output."""
@@ -306,7 +321,7 @@ class _Run:
             call = self.waiting[0]
         if call is None:
             if self.task is not None:
-                self._said("user", text)
+                self.said("user", text)
             return
         self.waiting.remove(call)
         call["result"] = head_and_tail(text, MAX_RESULT_CHARS)

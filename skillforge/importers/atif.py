@@ -39,9 +39,8 @@ from evolver.model import Trajectory, content_id
 
 from ..errors import InvalidTrajectory
 from .adp import (
+    RunBuilder,
     details_outcome,
-    is_acknowledgement,
-    leading_rules,
     restarted_task,
     result_error,
     tool_call,
@@ -145,16 +144,13 @@ def from_atif_record(record: dict[str, Any]) -> Trajectory:
     return validate(data)
 
 
-class _Run:
-    """The steps built so far, the task, and the calls by id."""
+class _Run(RunBuilder):
+    """The run so far (`RunBuilder`), and the calls by id."""
 
     def __init__(self) -> None:
-        self.task: str | None = None
-        self.steps: list[dict[str, Any]] = []
+        super().__init__()
         self.by_id: dict[str, dict[str, Any]] = {}
         self.copied = 0  # steps copied from an earlier segment, left out
-        self.example_steps = 0  # steps of a solved example before the real task, left out
-        self.acknowledged: str | None = None  # an "Ok." to the first user step, pending
 
     def add(self, position: int, step: Any) -> None:
         where = f"steps[{position}]"
@@ -170,22 +166,19 @@ class _Run:
         if step.get("is_copied_context") is True:
             self.copied += 1
             return
-        if self.acknowledged is not None:
-            if source == "user":
-                self.steps.append({"type": "message", "role": "system", "text": self.task})
-                self.task, self.acknowledged = text.strip() or None, None
-                return
-            self._said("assistant", self.acknowledged)  # no task followed: a plain reply
-            self.acknowledged = None
-        if source == "user" and (restarted := restarted_task(text)):
-            self._restart(restarted)
+        if self.acknowledged is not None and source == "user":
+            self.after_rules(text)
             return
-        if source == "agent" and not step.get("tool_calls") and self._acknowledges(text):
+        self.no_task_followed()
+        if source == "user" and (restarted := restarted_task(text)):
+            self.restart(restarted)
+            return
+        if source == "agent" and not step.get("tool_calls") and self.acknowledges(text):
             return
         if source == "user":
-            self._said("user", text)
+            self.said("user", text)
         elif source == "agent":
-            self._said("assistant", text)
+            self.said("assistant", text)
         given = step.get("tool_calls") or []
         if not isinstance(given, list):
             raise InvalidTrajectory(f"{where}.tool_calls is not a list")
@@ -201,21 +194,10 @@ class _Run:
         for index, result in enumerate(results):
             self._result(f"{where}.observation.results[{index}]", result, calls)
 
-    def _acknowledges(self, text: str) -> bool:
-        """An "Ok." right after the first user step: held until the next step says whether
-        that step was the harness's rules (a user step follows) or the task."""
-        if self.steps or self.task is None or not is_acknowledgement(text.strip()):
-            return False
-        self.acknowledged = text
-        return True
-
-    def _restart(self, task: str) -> None:
-        """A new problem after a solved example: the example's steps are left out."""
-        kept = leading_rules(self.steps)
-        self.example_steps += len(self.steps) - len(kept)
-        self.steps = kept
+    def restart(self, task: str) -> None:
+        """As `RunBuilder.restart`; the example's calls are not waited for either."""
+        super().restart(task)
         self.by_id.clear()
-        self.task = task
 
     def _call(self, where: str, given: Any) -> dict[str, Any]:
         if not isinstance(given, dict):
@@ -251,16 +233,13 @@ class _Run:
             if call is not None and "id" in call:
                 self.by_id.pop(call["id"], None)
         if call is None:
-            self._said("user", text)
+            self.said("user", text)
             return
         call["result"] = head_and_tail(text, MAX_RESULT_CHARS)
         why = result_error(call["name"], call["arguments"], text)
         if why is not None:
             call["error"], call["error_text"] = True, why
 
-    def _said(self, role: str, text: str) -> None:
-        if text.strip():
-            self.steps.append({"type": "message", "role": role, "text": text})
 
 
 def _outcome(
