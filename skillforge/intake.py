@@ -505,6 +505,11 @@ def _identity(path: str) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
+# The progress of a run file whose agent has not finished: no run taken from it yet; while
+# the file stays as it is, it is not parsed again (SWE-agent's can be megabytes, every sweep).
+UNFINISHED = -1
+
+
 def _ingest_json_document(
     store: Store, path: Path, *, on_quarantine: QuarantineSink | None
 ) -> IngestResult:
@@ -516,7 +521,7 @@ def _ingest_json_document(
             stat_ = os.fstat(handle.fileno())
             progress = store.file_progress(key)
             if progress.offset == stat_.st_size and progress.inode == stat_.st_ino:
-                return IngestResult(files=1)
+                return IngestResult(files=1, waiting=int(progress.line == UNFINISHED))
             content = handle.read()
     except OSError as exc:
         raise IntakeError(f"cannot read {path}: {exc}") from exc
@@ -525,7 +530,9 @@ def _ingest_json_document(
         document = json.loads(content)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IntakeError(f"{path} is not a JSON document: {exc}") from exc
-    if not run_finished(document):  # no progress kept: taken when its agent has stopped
+    if not run_finished(document):  # read again once the agent writes the file again
+        unfinished = FileProgress(stat_.st_size, UNFINISHED, stat_.st_ino, stat_.st_dev)
+        store.record_batch(key, [], [], unfinished)
         return IngestResult(files=1, waiting=1)
     records = records_in_document(document, source_name=str(path))
     parsed, data, bad = [], [], []
