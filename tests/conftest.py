@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated git identity and HOME, and the shared trajectory corpora."""
+"""Shared fixtures: an isolated git identity and HOME, the shared trajectory corpora, and a
+loader for one SWE-agent or mini-swe-agent run file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from evolver.model import Trajectory
+from skillforge.importers import parse_record, records_in_document
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPORA = REPO_ROOT.parent / "shared" / "corpora"
@@ -52,3 +56,11 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
         for record in records:
             handle.write(json.dumps(record) + "\n")
     return path
+
+
+def load_run_file(path: Path, source: str | None = "same") -> Trajectory:
+    """The one run of a SWE-agent or mini-swe-agent run file, labelled as `records_in_document`
+    labels it from `source` (the file's own path by default; None for no path)."""
+    document = json.loads(path.read_bytes())
+    [record] = records_in_document(document, str(path) if source == "same" else source)
+    return parse_record(record)

@@ -9,24 +9,19 @@ from typing import Any
 
 import pytest
 
-from evolver.model import Message, Trajectory
+from evolver.model import Message
 from evolver.operations import with_operations
 from skillforge.errors import InvalidTrajectory
-from skillforge.importers import parse_record, record_format, records_in_document
+from skillforge.importers import parse_record, record_format
 from skillforge.importers.files import read_file
 from skillforge.importers.mini_swe_agent import is_mini_swe_agent_record
+from tests.conftest import load_run_file
 
 RUNS = Path(__file__).parent / "fixtures" / "mini_swe_agent" / "runs"
 TEXT_RUN = RUNS / "sweb-verified_claude-sonnet-4_bash-only"
 ASTROPY = TEXT_RUN / "astropy__astropy-12907" / "astropy__astropy-12907.traj.json"
 TOOL_RUN = RUNS / "sweb-verified_gpt-5-mini_toolcall"
 DJANGO = TOOL_RUN / "django__django-11133" / "django__django-11133.traj.json"
-
-
-def _load(path: Path, source: str | None = "same") -> Trajectory:
-    document = json.loads(path.read_bytes())
-    [record] = records_in_document(document, str(path) if source == "same" else source)
-    return parse_record(record)
 
 
 def _run(messages: list[dict[str, Any]], **info: Any) -> dict[str, Any]:
@@ -48,7 +43,7 @@ def _said(command: str) -> dict[str, Any]:
 
 
 def test_a_text_based_run_is_its_commands_with_results_failures_and_the_resolved_label():
-    run = _load(ASTROPY)
+    run = load_run_file(ASTROPY)
     assert record_format(json.loads(ASTROPY.read_bytes())) == "mini-swe-agent"
     assert run.id == f"mini-swe-agent:{TEXT_RUN.name}:astropy__astropy-12907"
     assert run.agent == "anthropic/claude-sonnet-4-20250514/mini-swe-agent-1.x"
@@ -83,7 +78,7 @@ def test_a_text_based_run_is_its_commands_with_results_failures_and_the_resolved
 
 
 def test_a_tool_call_run_matches_results_to_calls_by_id():
-    run = _load(DJANGO)
+    run = load_run_file(DJANGO)
     assert run.id == f"mini-swe-agent:{TOOL_RUN.name}:django__django-11133"
     assert run.agent == "openai/gpt-5-mini/mini-swe-agent-2.x"
     assert run.task.startswith("HttpResponse doesn't handle memoryview objects\n")
@@ -102,7 +97,7 @@ def test_a_tool_call_run_matches_results_to_calls_by_id():
 
 
 def test_operations_of_imported_runs_name_searches_edits_and_runs():
-    text, tools = (with_operations(_load(p)) for p in (ASTROPY, DJANGO))
+    text, tools = (with_operations(load_run_file(p)) for p in (ASTROPY, DJANGO))
     assert [c.name for c in text.tool_calls] == [
         "grep -r", "nl", "write file", "python script", "sed -i", "pytest", "pip install",
         "git add",
@@ -117,20 +112,20 @@ def test_resolution_comes_only_from_a_harness_report(tmp_path):
     target = tmp_path / "my_run" / instance / f"{instance}.traj.json"
     target.parent.mkdir(parents=True)
     target.write_bytes(ASTROPY.read_bytes())
-    run = _load(target)
+    run = load_run_file(target)
     assert run.outcome is None and run.metadata["exit_status"] == "Submitted"  # not a verdict
     assert run.id == f"mini-swe-agent:my_run:{instance}"
     (tmp_path / "my_run" / "report.json").write_text(json.dumps({"resolved_ids": [instance]}))
-    assert _load(target).succeeded is True
+    assert load_run_file(target).succeeded is True
     (tmp_path / "my_run" / "report.json").write_text(json.dumps({"resolved": []}))
-    assert _load(target).succeeded is False
+    assert load_run_file(target).succeeded is False
 
 
 def test_without_its_path_a_run_is_named_by_its_model_or_its_content():
-    run = _load(ASTROPY, source=None)
+    run = load_run_file(ASTROPY, source=None)
     assert run.outcome is None and run.metadata["instance_id"] is None
     assert run.id.startswith("mini-swe-agent:")
-    assert run.id == _load(ASTROPY, source=None).id  # stable
+    assert run.id == load_run_file(ASTROPY, source=None).id  # stable
     document = json.loads(ASTROPY.read_bytes())
     document["info"]["instance_id"] = "astropy__astropy-12907"
     named = parse_record(document)

@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 
-from evolver.model import Message, Trajectory
+from evolver.model import Message
 from evolver.operations import with_operations
 from skillforge import cli
 from skillforge.errors import InvalidTrajectory
-from skillforge.importers import parse_record, record_format, records_in_document
+from skillforge.importers import parse_record, record_format
 from skillforge.importers.files import read_file
 from skillforge.importers.swe_agent import is_swe_agent_record
 from skillforge.store import Store
+from tests.conftest import load_run_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "swe_agent"
 RUN_1X = FIXTURES / "default__gpt-4o__t-0.00__p-1.00__c-3.00___swe_bench_lite_test"
@@ -25,12 +26,6 @@ SYMPY = RUN_1X / "sympy__sympy-20590" / "sympy__sympy-20590.traj"
 DJANGO = RUN_1X / "django__django-11099" / "django__django-11099.traj"
 RUN_0X = FIXTURES / "gpt4__SWE-bench_Lite__default__t-0.00__p-0.95__c-2.00__install-1"
 MARSHMALLOW = RUN_0X / "marshmallow-code__marshmallow-1867.traj"
-
-
-def _load(path: Path, source: str | None = "same") -> Trajectory:
-    document = json.loads(path.read_bytes())
-    [record] = records_in_document(document, str(path) if source == "same" else source)
-    return parse_record(record)
 
 
 def _traj(steps: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -57,7 +52,7 @@ def _step(action: str, observation: str = "", open_file: str = "n/a") -> dict[st
 
 
 def test_a_1x_traj_is_its_calls_in_order_with_results_errors_and_the_resolved_label():
-    run = _load(SYMPY)
+    run = load_run_file(SYMPY)
     assert record_format(json.loads(SYMPY.read_bytes())) == "swe-agent"
     assert run.id == f"swe-agent:{RUN_1X.name}:sympy__sympy-20590"
     assert run.agent == "gpt-4o/swe-agent-1.x"
@@ -97,7 +92,7 @@ def test_a_1x_traj_is_its_calls_in_order_with_results_errors_and_the_resolved_la
 
 
 def test_a_1x_traj_without_tool_calls_reads_its_action_strings():
-    run = _load(DJANGO)
+    run = load_run_file(DJANGO)
     assert run.succeeded is False and run.outcome.reason == "submitted (exit_cost)"
     assert run.task.startswith("UsernameValidator allows trailing newline")  # the PR description
     view, edit, check = run.tool_calls
@@ -114,7 +109,7 @@ def test_a_1x_traj_without_tool_calls_reads_its_action_strings():
 
 
 def test_a_0x_traj_with_its_state_as_a_json_string():
-    run = _load(MARSHMALLOW)
+    run = load_run_file(MARSHMALLOW)
     assert run.id == f"swe-agent:{RUN_0X.name}:marshmallow-code__marshmallow-1867"
     assert run.agent == "gpt4/swe-agent-0.x" and run.metadata["version"] == "0.x"
     assert run.task.startswith("TimeDelta serialization precision\nHi there!")  # not the demo
@@ -150,7 +145,8 @@ def test_a_0x_traj_with_its_state_as_a_json_string():
 
 
 def test_operations_of_imported_runs_name_edits_searches_and_runs():
-    sympy, django, marshmallow = (with_operations(_load(p)) for p in (SYMPY, DJANGO, MARSHMALLOW))
+    runs = (with_operations(load_run_file(p)) for p in (SYMPY, DJANGO, MARSHMALLOW))
+    sympy, django, marshmallow = runs
     assert [c.name for c in sympy.tool_calls] == [
         "ls", "grep -r", "create source file", "python script", "edit source file",
         "edit test file", "pyflakes", "pytest", "submit",
@@ -173,43 +169,43 @@ def _copy(tmp_path: Path, source: Path, *where: str) -> Path:
 def test_resolution_comes_only_from_a_harness_report_beside_the_run(tmp_path):
     instance = "marshmallow-code__marshmallow-1867"
     path = _copy(tmp_path, MARSHMALLOW, "runs", "my_run", f"{instance}.traj")  # 0.x: flat
-    assert _load(path).outcome is None
+    assert load_run_file(path).outcome is None
     report = path.parent / "results.json"
     report.write_text(json.dumps({"resolved": [instance], "applied": [instance]}))
-    assert _load(path).succeeded is True
+    assert load_run_file(path).succeeded is True
     report.write_text(json.dumps({"resolved": ["other__other-1"]}))  # the run's whole evaluation
-    assert _load(path).succeeded is False
+    assert load_run_file(path).succeeded is False
     report.write_text(  # an sb-cli / harness report that did not evaluate this instance
         json.dumps({"resolved_ids": ["a__a-1"], "unresolved_ids": ["b__b-2"], "error_ids": []})
     )
-    assert _load(path).outcome is None
+    assert load_run_file(path).outcome is None
     report.unlink()
     (tmp_path / "runs" / "gpt4.my_run.json").write_text(  # in the run folder's parent
         json.dumps({"resolved_ids": [], "unresolved_ids": [], "empty_patch_ids": [instance]})
     )
-    run = _load(path)
+    run = load_run_file(path)
     assert run.succeeded is False and run.id == f"swe-agent:my_run:{instance}"
     (tmp_path / "runs" / "gpt4.my_run.json").write_text(
         json.dumps({instance: {"patch_successfully_applied": True, "resolved": True}})
     )  # a per-instance report.json
-    assert _load(path).succeeded is True
+    assert load_run_file(path).succeeded is True
     (tmp_path / "runs" / "notes.json").write_text("[1, 2")  # not JSON: not a report
-    assert _load(path).succeeded is True
+    assert load_run_file(path).succeeded is True
 
 
 def test_a_1x_run_folder_holds_one_folder_per_instance(tmp_path):
     path = _copy(tmp_path, DJANGO, "out", "django__django-11099", "django__django-11099.traj")
-    assert _load(path).outcome is None
+    assert load_run_file(path).outcome is None
     (tmp_path / "out" / "results.json").write_text(
         json.dumps({"resolved_ids": ["django__django-11099"]})
     )
-    run = _load(path)
+    run = load_run_file(path)
     assert run.succeeded is True and run.metadata["run"] == "out"
     assert run.id == "swe-agent:out:django__django-11099"
 
 
 def test_without_its_path_a_run_has_no_label_and_an_id_from_its_model():
-    run = _load(SYMPY, source=None)
+    run = load_run_file(SYMPY, source=None)
     assert run.outcome is None
     assert run.id == "swe-agent:gpt-4o:sympy__sympy-20590"  # replay_config names both
     bare = parse_record(json.loads(MARSHMALLOW.read_bytes()))  # 0.x names no instance
